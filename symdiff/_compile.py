@@ -1,0 +1,157 @@
+"""Symbolic once, numeric ever after: the cached, jitted program behind a ``Derivative``.
+
+:func:`get_program` runs the symbolic pipeline (differentiate -> simplify ->
+lower) once per key and caches the resulting :class:`Program`, whose jitted
+entry points are created once. ``jax.jit`` appears only in this module.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy
+
+from . import _cache
+from ._capture import Captured, sort_symbols
+from ._deep import call_deep
+from ._differentiate import EntryKey, differentiate
+from ._errors import SymdiffError
+from ._lower import Kernel, build_kernel, is_lowerable
+from ._simplify import simplify_entries
+
+__all__ = ["Program", "get_program", "sum_to_shape"]
+
+PROGRAM_CACHE_SIZE = 256
+_PROGRAMS = _cache.LRUCache("programs", PROGRAM_CACHE_SIZE)
+
+
+def sum_to_shape(g: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Sum ``g`` over the dimensions that broadcasting added to an input of ``shape``."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _entry_name(key: EntryKey, wrt: tuple[sympy.Symbol, ...], vector: bool) -> str:
+    o, combo = key
+    parts = ["d" + (str(o) if vector else "")] + [wrt[i].name for i in combo]
+    return "_".join(parts)
+
+
+@dataclass
+class Program:
+    """Everything symbolic about one derivative, and its compiled entry points."""
+
+    captured: Captured
+    wrt: tuple[sympy.Symbol, ...]
+    order: int
+    args: tuple[sympy.Symbol, ...]
+    keys: tuple[EntryKey, ...]
+    entries: tuple[sympy.Expr, ...]  # simplified closed forms, one per key
+    kernel: Kernel
+    _jitted: dict[str, Callable] = field(default_factory=dict)
+
+    @property
+    def wrt_positions(self) -> tuple[int, ...]:
+        return tuple(self.args.index(w) for w in self.wrt)
+
+    def index(self, output: int, combo) -> int:
+        """Position in ``entries`` of the derivative of ``output`` by the wrt multiset ``combo``."""
+        return self._positions[(output, tuple(sorted(combo)))]
+
+    def __post_init__(self):
+        self._positions = {k: i for i, k in enumerate(self.keys)}
+
+    def jitted(self, name: str) -> Callable:
+        """The jitted entry point ``name`` (created once; JAX caches per shape and dtype)."""
+        fn = self._jitted.get(name)
+        if fn is None:
+            fn = self._jitted[name] = jax.jit(_counting(getattr(self, "_" + name)))
+        return fn
+
+    # The pure functions below are what jit traces. `single` is static structure.
+
+    def _values_entries(self, *xs):
+        return self.kernel.fn(*xs)
+
+    def _grad(self, cotangents, *xs):
+        """Order-1 VJP: per output and wrt, sum_to(cotangent * dy/dw). cotangents=None means ones."""
+        _, entries = self.kernel.fn(*xs)
+        n_out = len(self.captured.outputs)
+        result = []
+        for i, pos in enumerate(self.wrt_positions):
+            shape = jnp.shape(xs[pos])
+            total = None
+            for o in range(n_out):
+                g = entries[self.index(o, (i,))]
+                if cotangents is not None:
+                    g = g * cotangents[o]
+                total = g if total is None else total + g
+            result.append(sum_to_shape(total, shape))
+        return tuple(result)
+
+    def _jacobian(self, *xs):
+        """Per output, per wrt: the order-1 derivative summed to each input's shape."""
+        _, entries = self.kernel.fn(*xs)
+        return tuple(
+            tuple(
+                sum_to_shape(entries[self.index(o, (i,))], jnp.shape(xs[pos]))
+                for i, pos in enumerate(self.wrt_positions)
+            )
+            for o in range(len(self.captured.outputs))
+        )
+
+    def _array(self, *xs):
+        """Every entry elementwise, stacked: broadcast_shape + (n_out,)? + (n_wrt,)*order."""
+        _, entries = self.kernel.fn(*xs)
+        n = len(self.wrt)
+        per_output = []
+        for o in range(len(self.captured.outputs)):
+            flat = [entries[self.index(o, idx)] for idx in itertools.product(range(n), repeat=self.order)]
+            stacked = jnp.stack(flat, axis=-1)
+            per_output.append(stacked.reshape(stacked.shape[:-1] + (n,) * self.order))
+        if self.captured.vector:
+            return jnp.stack(per_output, axis=-1 - self.order)
+        return per_output[0]
+
+
+def _counting(fn: Callable) -> Callable:
+    """Wrap ``fn`` so every JAX trace of it is counted (a retrace counter, not a timer)."""
+
+    def traced(*args):
+        _cache.count("traces")
+        return fn(*args)
+
+    traced.__name__ = getattr(fn, "__name__", "program")
+    return traced
+
+
+def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget: float) -> Program:
+    _cache.count("symbolic")
+    raw = call_deep(differentiate, captured, wrt, order)
+    keys = tuple(raw)
+    entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable)
+    args = sort_symbols(captured.free_symbols | set(wrt))
+    names = [_entry_name(k, wrt, captured.vector) for k in keys]
+    kernel = call_deep(build_kernel, args, captured.outputs, entries, names)
+    return Program(captured, wrt, order, args, keys, tuple(entries), kernel)
+
+
+def get_program(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget: float) -> Program:
+    """The cached :class:`Program` for this expression, wrt, order and simplification budget."""
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
+        raise SymdiffError(f"order must be an integer >= 1; got {order!r}")
+    key = (captured.outputs, captured.vector, wrt, order, budget)
+    try:
+        return _PROGRAMS.get_or_create(key, lambda: _build(captured, wrt, order, budget))
+    except RecursionError as exc:
+        raise SymdiffError(f"expression too deeply nested to differentiate: {str(captured.expr)[:80]}") from exc

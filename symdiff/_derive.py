@@ -1,0 +1,348 @@
+"""``derive()`` and the :class:`Derivative` it returns."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy
+
+from . import _cache
+from ._capture import Captured, capture, resolve_wrt
+from ._compile import Program, get_program
+from ._errors import InputError, ShapeError, SymdiffError
+from ._placement import infer_float_dtype, resolve_device, resolve_float_dtype, x64_scope
+from ._simplify import resolve_budget
+
+__all__ = ["derive", "Derivative"]
+
+_CAPTURED = _cache.LRUCache("captured text", 1024)
+
+
+def _capture_cached(expr: Any) -> Captured:
+    if isinstance(expr, str):
+        def parse_once():
+            _cache.count("parses")
+            return capture(expr)
+
+        return _CAPTURED.get_or_create(expr, parse_once)
+    return capture(expr)
+
+
+def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=None) -> "Derivative":
+    """Differentiate ``expr`` symbolically and compile the result with JAX.
+
+    Args:
+        expr: expression text, a SymPy expression, a Python callable (its
+            parameters name the symbols), or a list of these (vector-valued).
+        wrt: ``None`` for every free symbol (natural name order, results are
+            tuples), one name or Symbol (results are single arrays), or a
+            sequence of them (results are tuples in that order).
+        order: 1 for the gradient/Jacobian, 2 for the Hessian, k for k-th derivatives.
+        simplify: ``True`` (about one second of simplification), ``False``, or
+            a budget in seconds.
+        dtype: ``"float16" | "bfloat16" | "float32" | "float64"`` or a dtype
+            object; ``None`` picks float64 when an array input is float64, else float32.
+        device: ``None``, ``"cpu"``, ``"gpu"``, ``"cuda"``, ``"cuda:N"`` or a ``jax.Device``.
+
+    Returns:
+        A :class:`Derivative`: printable closed forms, callable compiled code.
+
+    >>> import symdiff as sd
+    >>> d = sd.derive("3*a**3 - b**2")
+    >>> print(d)
+    d/da = 9*a**2
+    d/db = -2*b
+    >>> ga, gb = d(a=[2., 3.], b=[6., 4.])
+    >>> ga, gb
+    (Array([36., 81.], dtype=float32), Array([-12.,  -8.], dtype=float32))
+    """
+    captured = _capture_cached(expr)
+    wrt_symbols, single = resolve_wrt(wrt, captured)
+    budget = resolve_budget(simplify)
+    program = get_program(captured, wrt_symbols, order, budget)
+    return Derivative(program, single, resolve_float_dtype(dtype), resolve_device(device))
+
+
+def _superscript(k: int) -> str:
+    return "" if k == 1 else f"^{k}"
+
+
+class Derivative:
+    """A derivative: its closed forms, and compiled JAX code that evaluates them.
+
+    Created by :func:`derive`; see its docstring and ``docs/api.md``.
+    """
+
+    def __init__(self, program: Program, single: bool, dtype: np.dtype | None, device: jax.Device | None):
+        self._program = program
+        self._single = single
+        self._dtype = dtype
+        self._device = device
+
+    # ---- symbolic side -------------------------------------------------
+
+    @property
+    def expr(self) -> sympy.Expr | sympy.Matrix:
+        """The captured SymPy expression (a column ``sympy.Matrix`` when vector-valued)."""
+        return self._program.captured.expr
+
+    @property
+    def wrt(self) -> tuple[sympy.Symbol, ...]:
+        """The symbols differentiated by, in output order."""
+        return self._program.wrt
+
+    @property
+    def args(self) -> tuple[sympy.Symbol, ...]:
+        """Every input of the compiled function, in natural name order."""
+        return self._program.args
+
+    @property
+    def order(self) -> int:
+        """The derivative order."""
+        return self._program.order
+
+    @property
+    def source(self) -> str:
+        """The generated JAX source that computes the value and every derivative entry."""
+        return self._program.kernel.source
+
+    def _entry(self, o: int, combo) -> sympy.Expr:
+        return self._program.entries[self._program.index(o, combo)]
+
+    @property
+    def closed_form(self):
+        """The simplified derivative(s) as SymPy objects (see the API contract for the shape)."""
+        p = self._program
+        n, k = len(p.wrt), p.order
+        outputs = range(len(p.captured.outputs))
+        if p.captured.vector:
+            if k == 1:
+                return sympy.Matrix([[self._entry(o, (i,)) for i in range(n)] for o in outputs])
+            if self._single:
+                return sympy.Matrix([self._entry(o, (0,) * k) for o in outputs])
+            return sympy.Array(
+                [self._entry(o, idx) for o in outputs for idx in itertools.product(range(n), repeat=k)],
+                (len(outputs),) + (n,) * k,
+            )
+        if k == 1:
+            return {w.name: self._entry(0, (i,)) for i, w in enumerate(p.wrt)}
+        if self._single:
+            return self._entry(0, (0,) * k)
+        if k == 2:
+            return sympy.Matrix(n, n, lambda i, j: self._entry(0, (i, j)))
+        return sympy.Array([self._entry(0, idx) for idx in itertools.product(range(n), repeat=k)], (n,) * k)
+
+    def _labelled(self):
+        """(output index, wrt multiset, closed form) for every distinct entry."""
+        p = self._program
+        for (o, combo), expr in zip(p.keys, p.entries):
+            yield o, combo, expr
+
+    def _label(self, o: int, combo, latex: bool = False) -> str:
+        p = self._program
+        k = len(combo)
+        counts = [(i, combo.count(i)) for i in sorted(set(combo))]
+        vector = p.captured.vector
+        if latex:
+            top = "\\partial" + (f"^{{{k}}}" if k > 1 else "")
+            f = f" f_{{{o}}}" if vector else ""
+            bottom = " ".join(
+                f"\\partial {sympy.latex(p.wrt[i])}" + (f"^{{{c}}}" if c > 1 else "") for i, c in counts
+            )
+            return f"\\frac{{{top}{f}}}{{{bottom}}}"
+        top = "d" + _superscript(k) + (f"[{o}]" if vector else "")
+        bottom = " ".join(f"d{p.wrt[i].name}{_superscript(c)}" for i, c in counts)
+        return f"{top}/{bottom}"
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self._label(o, c)} = {sympy.sstr(e)}" for o, c, e in self._labelled())
+
+    def __repr__(self) -> str:
+        wrt = ", ".join(w.name for w in self.wrt)
+        return f"<Derivative of {sympy.sstr(self.expr)} wrt ({wrt}), order {self.order}>"
+
+    def latex(self) -> str:
+        """LaTeX of every closed form, one ``\\\\``-separated line each."""
+        lines = [f"{self._label(o, c, latex=True)} = {sympy.latex(e)}" for o, c, e in self._labelled()]
+        return " \\\\\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        body = self.latex()
+        return f"$\\displaystyle \\begin{{aligned}}{body.replace(' = ', ' &= ')}\\end{{aligned}}$"
+
+    # ---- numeric side --------------------------------------------------
+
+    def _bind(self, args: tuple, kwargs: dict) -> list:
+        names = [s.name for s in self.args]
+        if len(args) > len(names):
+            raise InputError(
+                f"got {len(args)} positional inputs but the derivative takes {len(names)}: {', '.join(names)}"
+            )
+        bound: dict[str, Any] = dict(zip(names, args))
+        for name, value in kwargs.items():
+            if name not in names:
+                raise InputError(f"unexpected input {name!r}; the derivative takes {', '.join(names)}")
+            if name in bound:
+                raise InputError(f"input {name!r} given both by position and by name")
+            bound[name] = value
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise InputError(f"missing input{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+                             f"the derivative takes {', '.join(names)}")
+        return [bound[n] for n in names]
+
+    def _prepare(self, args: tuple, kwargs: dict):
+        """Bound, validated inputs as numpy arrays, and the computation dtype."""
+        raw = self._bind(args, kwargs)
+        names = [s.name for s in self.args]
+        arrays = []
+        for name, value in zip(names, raw):
+            if hasattr(value, "__jax_array__") and not isinstance(value, jax.Array):
+                value = value.__jax_array__()
+            if isinstance(value, jax.Array):
+                kind = value.dtype.kind
+            else:
+                try:
+                    value = np.asarray(value)
+                except (ValueError, TypeError) as exc:
+                    raise InputError(f"input {name!r} is not a numeric array: {exc}") from exc
+                kind = value.dtype.kind
+            if kind not in "biuf":
+                raise InputError(f"input {name!r} must be real numbers, got dtype {value.dtype} ({value!r:.60})")
+            arrays.append(value)
+        try:
+            np.broadcast_shapes(*(np.shape(a) for a in arrays))
+        except ValueError:
+            shapes = ", ".join(f"{n}: {np.shape(a)}" for n, a in zip(names, arrays))
+            raise ShapeError(f"input shapes do not broadcast together ({shapes})") from None
+        dtype = self._dtype or infer_float_dtype([r for r in raw if not isinstance(r, (int, float, list, tuple))])
+        return arrays, dtype
+
+    def _run(self, entry: str, args: tuple, kwargs: dict, cotangents=None):
+        arrays, dtype = self._prepare(args, kwargs)
+        with x64_scope(dtype):
+            xs = [self._place(a, dtype) for a in arrays]
+            fn = self._program.jitted(entry)
+            if entry == "grad":
+                cts = None if cotangents is None else [self._place(c, dtype) for c in cotangents]
+                return fn(cts, *xs)
+            return fn(*xs)
+
+    def _place(self, value, dtype):
+        if self._device is not None:
+            return jax.device_put(np.asarray(value, dtype=dtype) if not isinstance(value, jax.Array)
+                                  else value.astype(dtype), self._device)
+        return jnp.asarray(value, dtype=dtype)
+
+    def _shape_result(self, per_output: list):
+        return tuple(per_output) if self._program.captured.vector else per_output[0]
+
+    def _nest(self, entries, o: int):
+        """Order >= 2 entries as nested tuples [wrt]... (single wrt: one array)."""
+        p = self._program
+        if self._single:
+            return entries[p.index(o, (0,) * p.order)]
+
+        def level(prefix):
+            if len(prefix) == p.order:
+                return entries[p.index(o, prefix)]
+            return tuple(level(prefix + (i,)) for i in range(len(p.wrt)))
+
+        return level(())
+
+    def __call__(self, *args, **kwargs):
+        """Evaluate the compiled derivative (PyTorch's ``y.backward(ones)`` for order 1)."""
+        p = self._program
+        if p.order == 1:
+            jac = self._run("jacobian", args, kwargs)
+            per_output = [row[0] if self._single else tuple(row) for row in jac]
+        else:
+            _, entries = self._run("values_entries", args, kwargs)
+            per_output = [self._nest(entries, o) for o in range(len(p.captured.outputs))]
+        return self._shape_result(per_output)
+
+    def array(self, *args, **kwargs) -> jax.Array:
+        """Every derivative entry elementwise, stacked into one array.
+
+        Shape: ``broadcast_shape + (n_outputs,)? + (len(wrt),) * order``; a
+        single ``wrt`` adds no trailing axes.
+        """
+        out = self._run("array", args, kwargs)
+        if self._single:
+            out = out.reshape(out.shape[: out.ndim - self._program.order])
+        return out
+
+    def vjp(self, cotangent, *args, **kwargs):
+        """PyTorch's ``y.backward(gradient=cotangent)``: gradient of ``sum(cotangent * y)`` per wrt input.
+
+        For a vector-valued expression give one cotangent per output (a
+        sequence, or an array whose first axis indexes the outputs).
+        """
+        p = self._program
+        if p.order != 1:
+            raise SymdiffError(f"vjp needs a first-order derivative; this one has order {p.order}")
+        n_out = len(p.captured.outputs)
+        if p.captured.vector:
+            if len(cotangent) != n_out:
+                raise ShapeError(f"expected {n_out} cotangents, one per output; got {len(cotangent)}")
+            cts = [np.asarray(c) if not isinstance(c, jax.Array) else c for c in cotangent]
+        else:
+            cts = [cotangent if isinstance(cotangent, jax.Array) else np.asarray(cotangent)]
+        for c in cts:
+            if np.asarray(c).dtype.kind not in "biuf":
+                raise InputError(f"cotangent must be real numbers, got dtype {np.asarray(c).dtype}")
+        arrays, _ = self._prepare(args, kwargs)
+        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+        for c in cts:
+            try:
+                if np.broadcast_shapes(np.shape(c), shape) != shape:
+                    raise ValueError
+            except ValueError:
+                raise ShapeError(
+                    f"cotangent of shape {np.shape(c)} does not match the output shape {shape}"
+                ) from None
+        grads = self._run("grad", args, kwargs, cotangents=cts)
+        return grads[0] if self._single else tuple(grads)
+
+    def value_and_grad(self, *args, **kwargs):
+        """``(value, derivative)``: the expression's value and what ``d(...)`` returns."""
+        values, _ = self._run("values_entries", args, kwargs)
+        value = tuple(values) if self._program.captured.vector else values[0]
+        return value, self(*args, **kwargs)
+
+    @property
+    def function(self):
+        """The pure JAX function behind ``d(...)`` (inputs positional in ``d.args`` order).
+
+        Usable inside ``jax.jit``, ``jax.vmap`` and ``jax.grad``.
+        """
+        p = self._program
+        single, vector = self._single, p.captured.vector
+
+        def derivative(*xs):
+            if p.order == 1:
+                rows = p._jacobian(*xs)
+                per_output = [r[0] if single else tuple(r) for r in rows]
+            else:
+                _, entries = p.kernel.fn(*xs)
+                per_output = [self._nest(entries, o) for o in range(len(p.captured.outputs))]
+            return tuple(per_output) if vector else per_output[0]
+
+        derivative.__doc__ = f"Derivative of {self.expr} with respect to {', '.join(w.name for w in p.wrt)}."
+        return derivative
+
+    def check(self, *args, rtol=None, atol=None, **kwargs):
+        """Cross-check against JAX autodiff and float64 central differences (see :mod:`symdiff._check`)."""
+        from ._check import cross_check
+
+        return cross_check(self, args, kwargs, rtol=rtol, atol=atol)
+
+    def save(self, path) -> None:
+        """Serialise the compiled derivative and its closed forms (see :func:`symdiff.load`)."""
+        from ._serialize import save
+
+        save(self, path)

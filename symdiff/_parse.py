@@ -1,0 +1,386 @@
+"""Text -> SymPy, by symdiff's own parser. The text is never evaluated.
+
+The language (see ``docs/language.md``): numbers, ASCII names, ``+ - * / ** ^``,
+unary ``+ -``, parentheses and calls of a fixed function list. The parser is an
+operator-precedence (shunting-yard) loop with explicit stacks, so nesting depth
+costs heap memory, not Python recursion, and long sums or products are built
+with one n-ary ``Add``/``Mul`` instead of a quadratic chain of binary ones.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+
+import sympy
+
+from ._errors import ParseError
+from ._functions import CONSTANTS, FUNCTIONS
+
+__all__ = ["parse", "MAX_TEXT_LENGTH", "MAX_DEPTH"]
+
+MAX_TEXT_LENGTH = 1_000_000  # characters; a megabyte of text is refused at once
+MAX_DEPTH = 3_000  # nesting levels of the expression tree
+MAX_INTEGER_DIGITS = 1_000
+MAX_POWER_BITS = 100_000  # largest exact rational power the parser will compute
+
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_SPACE = re.compile(r"[ \t\r\n]+")
+
+# Characters with a known meaning elsewhere, and why they are refused here.
+_REFUSED = {
+    ".": "attribute access is not part of the expression language",
+    "[": "subscripts are not part of the expression language",
+    "]": "subscripts are not part of the expression language",
+    "{": "braces are not part of the expression language",
+    "}": "braces are not part of the expression language",
+    "=": "assignments and keyword arguments are not part of the expression language",
+    "'": "strings are not part of the expression language",
+    '"': "strings are not part of the expression language",
+    ":": "lambdas and slices are not part of the expression language",
+    ";": "statements are not part of the expression language",
+    "%": "the modulo operator '%' is not supported",
+    "@": "the matrix product '@' is not supported",
+    "<": "comparisons are not supported",
+    ">": "comparisons are not supported",
+    "!": "comparisons are not supported",
+    "&": "bitwise operators are not supported",
+    "|": "bitwise operators are not supported",
+    "~": "bitwise operators are not supported",
+    "_": "names must start with an ASCII letter",
+    "\\": "backslashes are not part of the expression language",
+    "#": "comments are not part of the expression language",
+    "$": "'$' is not part of the expression language",
+    "?": "'?' is not part of the expression language",
+    "`": "'`' is not part of the expression language",
+}
+
+# Binary operators: precedence, right-associative.
+_BINARY = {"+": (1, False), "-": (1, False), "*": (2, False), "/": (2, False), "**": (4, True)}
+_UNARY_PRECEDENCE = 3
+
+
+@dataclass
+class _Token:
+    kind: str  # "number", "name", "op", "end"
+    text: str
+    pos: int
+
+
+@dataclass
+class _Sum:
+    """A sum being collected, so a+b+c+... becomes one Add."""
+
+    terms: list
+    depth: int
+
+
+@dataclass
+class _Product:
+    """A product being collected, so a*b/c*... becomes one Mul."""
+
+    factors: list
+    depth: int
+
+
+@dataclass
+class _Group:
+    """An open parenthesis on the operator stack: a group or a function call."""
+
+    pos: int
+    function: str | None = None
+    args: list = field(default_factory=list)
+
+
+def _tokenize(text: str):
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _SPACE.match(text, pos)
+        if m:
+            pos = m.end()
+            continue
+        ch = text[pos]
+        if ch.isdigit() or (ch == "." and pos + 1 < n and text[pos + 1].isdigit()):
+            m = _NUMBER.match(text, pos)
+            end = m.end()
+            if end < n:
+                nxt = text[end]
+                if nxt == "_" or (nxt.isdigit() and text[end - 1] in "eE"):
+                    raise ParseError("underscores in numbers are not supported", text, end)
+                if nxt in "xXoObB" and m.group() == "0":
+                    raise ParseError("hexadecimal, octal and binary numbers are not supported", text, end)
+                if nxt in "jJ" and (end + 1 == n or not (text[end + 1].isalnum() or text[end + 1] == "_")):
+                    raise ParseError("complex numbers are not supported", text, end)
+                if nxt.isalpha():
+                    raise ParseError(
+                        f"implicit multiplication is not supported: write {m.group()}*{nxt}", text, end
+                    )
+                if nxt == ".":
+                    raise ParseError("malformed number", text, end)
+            yield _Token("number", m.group(), pos)
+            pos = end
+        elif ch.isascii() and ch.isalpha():
+            m = _NAME.match(text, pos)
+            yield _Token("name", m.group(), pos)
+            pos = m.end()
+        elif text.startswith("**", pos):
+            yield _Token("op", "**", pos)
+            pos += 2
+        elif text.startswith("//", pos):
+            raise ParseError("floor division '//' is not supported", text, pos)
+        elif ch in "+-*/^(),":
+            yield _Token("op", "**" if ch == "^" else ch, pos)
+            pos += 1
+        elif ch in _REFUSED:
+            raise ParseError(f"unexpected {ch!r}: {_REFUSED[ch]}", text, pos)
+        elif not ch.isascii():
+            raise ParseError(f"unexpected character {ch!r}: only ASCII text is allowed", text, pos)
+        else:
+            raise ParseError(f"unexpected character {ch!r}", text, pos)
+    yield _Token("end", "", n)
+
+
+def _depth(item) -> int:
+    if isinstance(item, (_Sum, _Product)):
+        return item.depth
+    return item[1]
+
+
+def _value(item) -> sympy.Expr:
+    """Materialise a stack item into a SymPy expression."""
+    if isinstance(item, _Sum):
+        return sympy.Add(*item.terms)
+    if isinstance(item, _Product):
+        return sympy.Mul(*item.factors)
+    return item[0]
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.symbols: dict[str, sympy.Symbol] = {}
+        self.operands: list = []  # (expr, depth) tuples, _Sum or _Product
+        self.operators: list = []  # (op, pos, unary) tuples or _Group
+
+    def fail(self, message: str, pos: int):
+        raise ParseError(message, self.text, pos)
+
+    def push(self, item, pos: int):
+        if _depth(item) > MAX_DEPTH:
+            self.fail(f"expression nested more than {MAX_DEPTH} levels deep", pos)
+        self.operands.append(item)
+
+    def number(self, tok: _Token):
+        t = tok.text
+        if any(c in t for c in ".eE"):
+            mantissa, _, exponent = t.lower().partition("e")
+            if exponent and len(exponent.lstrip("+-")) > 6:
+                self.fail(f"exponent of the number {t!r} is too large", tok.pos)
+            if len(mantissa) > MAX_INTEGER_DIGITS:
+                self.fail(f"number literal longer than {MAX_INTEGER_DIGITS} digits", tok.pos)
+            value = sympy.Float(t)
+        else:
+            if len(t) > MAX_INTEGER_DIGITS:
+                self.fail(f"number literal longer than {MAX_INTEGER_DIGITS} digits", tok.pos)
+            value = sympy.Integer(int(t))
+        self.push((value, 1), tok.pos)
+
+    def name(self, tok: _Token, next_tok: _Token):
+        name = tok.text
+        if next_tok.kind == "op" and next_tok.text == "(":
+            if name not in FUNCTIONS:
+                hint = "" if not keyword.iskeyword(name) else " (Python keywords are not part of the language)"
+                self.fail(f"unknown function {name!r}{hint}; known functions: {', '.join(sorted(FUNCTIONS))}", tok.pos)
+            return name
+        if name in FUNCTIONS:
+            self.fail(f"function {name!r} must be called with arguments, as in {name}(x)", tok.pos)
+        if keyword.iskeyword(name):
+            self.fail(f"{name!r} is a Python keyword, not part of the expression language", tok.pos)
+        if name in CONSTANTS:
+            self.push((CONSTANTS[name], 1), tok.pos)
+        else:
+            sym = self.symbols.get(name)
+            if sym is None:
+                sym = self.symbols[name] = sympy.Symbol(name, real=True)
+            self.push((sym, 1), tok.pos)
+        return None
+
+    def apply(self, op: str, pos: int, unary: bool):
+        if unary:
+            item = self.operands.pop()
+            if op == "+":
+                self.operands.append(item)
+                return
+            self.push((-_value(item), _depth(item) + 1), pos)
+            return
+        right = self.operands.pop()
+        left = self.operands.pop()
+        depth = max(_depth(left), _depth(right)) + 1
+        if op in "+-":
+            term = _value(right) if op == "+" else -_value(right)
+            if isinstance(left, _Sum):
+                left.terms.append(term)
+                left.depth = max(left.depth, _depth(right) + 1)
+                self.push(left, pos)
+            else:
+                self.push(_Sum([_value(left), term], depth), pos)
+        elif op in "*/":
+            factor = _value(right) if op == "*" else self.power(_value(right), sympy.Integer(-1), pos)
+            if isinstance(left, _Product):
+                left.factors.append(factor)
+                left.depth = max(left.depth, _depth(right) + 1)
+                self.push(left, pos)
+            else:
+                self.push(_Product([_value(left), factor], depth), pos)
+        else:
+            self.push((self.power(_value(left), _value(right), pos), depth), pos)
+
+    def power(self, base: sympy.Expr, exponent: sympy.Expr, pos: int) -> sympy.Expr:
+        """``base**exponent``, refusing exact numbers too large to hold."""
+        if base.is_Rational and exponent.is_Rational and not base.is_zero:
+            size = max(abs(base.p), abs(base.q))
+            if size > 1:
+                bits = abs(float(exponent)) * math.log2(size)
+                if bits > MAX_POWER_BITS:
+                    self.fail(
+                        f"the number {base}**{exponent} is too large to compute exactly "
+                        f"(about {bits:.3g} bits); write it as a float, e.g. {base}.0**{exponent}",
+                        pos,
+                    )
+        return sympy.Pow(base, exponent)
+
+    def call(self, group: _Group, pos: int):
+        builder, arities = FUNCTIONS[group.function]
+        if len(group.args) not in arities:
+            want = " or ".join(str(a) for a in arities)
+            self.fail(
+                f"{group.function}() takes {want} argument{'s' if arities != (1,) else ''}, "
+                f"got {len(group.args)}",
+                group.pos,
+            )
+        args = [_value(a) for a in group.args]
+        depth = max(_depth(a) for a in group.args) + 1
+        if group.function in ("gamma", "loggamma") and args[0].is_number and abs(args[0]) > 1000:
+            expr = builder(*args, evaluate=False)  # exact gamma of a huge integer never ends
+        else:
+            expr = builder(*args)
+        self.push((expr, depth), pos)
+
+    def reduce_until_group(self, pos: int) -> _Group:
+        while self.operators:
+            top = self.operators[-1]
+            if isinstance(top, _Group):
+                return top
+            self.operators.pop()
+            self.apply(*top)
+        return None
+
+    def run(self) -> sympy.Expr:
+        text = self.text
+        tokens = list(_tokenize(text))
+        expect_operand = True
+        pending_call = None
+        groups = 0
+        for i, tok in enumerate(tokens):
+            if expect_operand:
+                if tok.kind == "number":
+                    self.number(tok)
+                    expect_operand = False
+                elif tok.kind == "name":
+                    pending_call = self.name(tok, tokens[i + 1])
+                    expect_operand = pending_call is not None
+                    if pending_call is not None:
+                        pending_call = (pending_call, tok.pos)
+                elif tok.text == "(":
+                    groups += 1
+                    if groups > MAX_DEPTH:
+                        self.fail(f"expression nested more than {MAX_DEPTH} levels deep", tok.pos)
+                    if pending_call is not None:
+                        self.operators.append(_Group(pending_call[1], pending_call[0]))
+                        pending_call = None
+                    else:
+                        self.operators.append(_Group(tok.pos))
+                elif tok.text in ("+", "-"):
+                    self.operators.append((tok.text, tok.pos, True))
+                elif tok.text == ")" and self.operators and isinstance(self.operators[-1], _Group):
+                    group = self.operators[-1]
+                    what = f"{group.function}()" if group.function else "'()'"
+                    self.fail(f"missing argument in {what}" if group.function else "empty parentheses", tok.pos)
+                elif tok.kind == "end":
+                    self.fail("unexpected end of the expression" if text.strip() else "empty expression", tok.pos)
+                else:
+                    self.fail(f"unexpected {tok.text!r}: expected a number, a name or '('", tok.pos)
+                continue
+            # expecting an operator
+            if tok.kind == "op" and tok.text in _BINARY:
+                prec, right = _BINARY[tok.text]
+                while self.operators and not isinstance(self.operators[-1], _Group):
+                    op, _, unary = self.operators[-1]
+                    top_prec = _UNARY_PRECEDENCE if unary else _BINARY[op][0]
+                    if top_prec > prec or (top_prec == prec and not right):
+                        self.operators.pop()
+                        self.apply(op, _, unary)
+                    else:
+                        break
+                self.operators.append((tok.text, tok.pos, False))
+                expect_operand = True
+            elif tok.text in (")", ","):
+                group = self.reduce_until_group(tok.pos)
+                if group is None:
+                    self.fail("unmatched ')'" if tok.text == ")" else "unexpected ','", tok.pos)
+                if tok.text == ",":
+                    if group.function is None:
+                        self.fail("unexpected ',': tuples are not part of the expression language", tok.pos)
+                    group.args.append(self.operands.pop())
+                    expect_operand = True
+                    continue
+                self.operators.pop()
+                groups -= 1
+                if group.function is not None:
+                    group.args.append(self.operands.pop())
+                    self.call(group, tok.pos)
+            elif tok.kind == "end":
+                while self.operators:
+                    top = self.operators.pop()
+                    if isinstance(top, _Group):
+                        self.fail("unclosed '('", top.pos)
+                    self.apply(*top)
+            elif tok.kind == "number":
+                self.fail("expected an operator between two values (implicit multiplication is not supported)", tok.pos)
+            elif tok.kind == "name":
+                if keyword.iskeyword(tok.text):
+                    self.fail(f"{tok.text!r} is a Python keyword, not part of the expression language", tok.pos)
+                self.fail(f"expected an operator before {tok.text!r} (implicit multiplication is not supported)", tok.pos)
+            elif tok.text == "(":
+                self.fail("expected an operator before '(' (implicit multiplication is not supported)", tok.pos)
+            else:
+                self.fail(f"unexpected {tok.text!r}", tok.pos)
+        assert len(self.operands) == 1, self.operands
+        return _value(self.operands[0])
+
+
+def parse(text: str) -> sympy.Expr:
+    """Parse expression text into a SymPy expression, without evaluating it.
+
+    Every name becomes a real ``sympy.Symbol``. Errors raise :class:`ParseError`
+    with the offending ``position``.
+
+    >>> parse("3*a**3 - b^2")
+    3*a**3 - b**2
+    >>> parse("x.__class__")
+    Traceback (most recent call last):
+    ...
+    symdiff._errors.ParseError: unexpected '.': attribute access is not part of the expression language at column 1 in 'x.__class__'
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expected expression text, got {type(text).__name__}", repr(text)[:80], 0)
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ParseError(
+            f"expression text is {len(text):,} characters long, more than the limit of {MAX_TEXT_LENGTH:,}",
+            text[:80],
+            MAX_TEXT_LENGTH,
+        )
+    return _Parser(text).run()

@@ -1,0 +1,114 @@
+"""Simplification as named passes under a time budget.
+
+SymPy's ``simplify`` can run for hours on derivative swell, so every pass runs
+on a helper thread that is interrupted when its share of the budget is spent;
+the best form found so far (fewest operations) is kept, and the unsimplified
+derivative is always a valid fallback. Passes compose like optax transforms: a
+pass is a pure function ``Expr -> Expr`` and :data:`DEFAULT_CHAIN` is a tuple of
+them, cheap ones first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, NamedTuple
+
+import sympy
+
+from ._deep import BudgetExceeded, call_deep
+
+__all__ = ["Pass", "DEFAULT_CHAIN", "DEFAULT_BUDGET", "MAX_NODES", "simplify_entries", "resolve_budget", "node_count"]
+
+DEFAULT_BUDGET = 1.0  # seconds per derive() when simplify=True
+MAX_NODES = 2_000  # larger expressions skip simplification: SymPy's passes are superlinear
+_MIN_SHARE = 0.02  # seconds: no entry gets less than this while budget remains
+
+
+class Pass(NamedTuple):
+    """A named simplification pass."""
+
+    name: str
+    run: Callable[[sympy.Expr], sympy.Expr]
+
+
+def _full_simplify(expr: sympy.Expr) -> sympy.Expr:
+    return sympy.simplify(expr, ratio=1.0, inverse=False, doit=False)
+
+
+DEFAULT_CHAIN: tuple[Pass, ...] = (
+    Pass("factor_terms", sympy.factor_terms),  # pull out common factors: 2*x*(b + w*x - y)
+    Pass("cancel_powers", sympy.powsimp),
+    Pass("simplify", _full_simplify),
+)
+
+
+def resolve_budget(simplify) -> float:
+    """Seconds of simplification from the ``simplify=`` argument of ``derive``."""
+    from ._errors import SymdiffError
+
+    if simplify is True:
+        return DEFAULT_BUDGET
+    if simplify is False or simplify is None:
+        return 0.0
+    if isinstance(simplify, (int, float)) and not isinstance(simplify, bool) and simplify >= 0:
+        return float(simplify)
+    raise SymdiffError(f"simplify must be True, False or a budget in seconds >= 0; got {simplify!r}")
+
+
+def node_count(expr: sympy.Basic, limit: int) -> int:
+    """Number of tree nodes, counting no further than ``limit`` (iterative)."""
+    count, stack = 0, [expr]
+    while stack and count <= limit:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.args)
+    return count
+
+
+def _run_chain(expr, chain, accept, best):
+    """Run passes in order, keeping in ``best[0]`` the smallest acceptable form."""
+    best_ops = sympy.count_ops(expr)
+    for p in chain:
+        candidate = p.run(best[0] if p.name != "simplify" else expr)
+        if candidate == best[0] or not accept(candidate):
+            continue
+        ops = sympy.count_ops(candidate)
+        if ops < best_ops:
+            best[0], best_ops = candidate, ops
+
+
+def simplify_entries(
+    exprs: list[sympy.Expr],
+    budget: float,
+    accept: Callable[[sympy.Expr], bool],
+    chain: Iterable[Pass] = DEFAULT_CHAIN,
+) -> list[sympy.Expr]:
+    """Simplify each expression within ``budget`` seconds in total.
+
+    ``accept`` rejects candidate forms later stages cannot use. An expression
+    whose share of the budget runs out keeps the best form found so far.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> simplify_entries([sympy.sin(x)**2 + sympy.cos(x)**2], 1.0, lambda e: True)
+    [1]
+    """
+    chain = tuple(chain)
+    out = list(exprs)
+    if budget <= 0 or not chain:
+        return out
+    deadline = time.monotonic() + budget
+    todo = [i for i, e in enumerate(exprs) if not e.is_Atom and node_count(e, MAX_NODES) <= MAX_NODES]
+    for n, i in enumerate(todo):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        share = max(remaining / (len(todo) - n), min(_MIN_SHARE, remaining))
+        best = [exprs[i]]
+        try:
+            call_deep(_run_chain, exprs[i], chain, accept, best, timeout=share)
+        except BudgetExceeded:
+            pass
+        except RecursionError:
+            pass
+        out[i] = best[0]
+    return out
