@@ -71,6 +71,16 @@ class Program:
     def __post_init__(self):
         self._positions = {k: i for i, k in enumerate(self.keys)}
 
+    @property
+    def value_kernel(self) -> Kernel:
+        """The original expression alone, lowered by the same table (the check's autodiff reference)."""
+        kernel = self._jitted.get("value_kernel")
+        if kernel is None:
+            kernel = self._jitted["value_kernel"] = call_deep(
+                build_kernel, self.args, self.captured.outputs, (), (), "expression"
+            )
+        return kernel
+
     def jitted(self, name: str) -> Callable:
         """The jitted entry point ``name`` (created once; JAX caches per shape and dtype)."""
         fn = self._jitted.get(name)

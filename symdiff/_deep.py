@@ -81,9 +81,12 @@ def call_deep(fn: Callable[..., Any], *args: Any, timeout: float | None = None) 
             finally:
                 threading.stack_size(previous)
         if not finished.wait(timeout):
-            _interrupt(thread)
-            finished.wait(_GRACE_SECONDS)
-            if not finished.is_set():  # stuck in C code: abandon it, it is a daemon
+            # Re-send: an exception delivered inside a GC callback is swallowed by Python.
+            for _ in range(int(_GRACE_SECONDS / 0.05)):
+                _interrupt(thread)
+                if finished.wait(0.05):
+                    break
+            else:  # stuck in C code: abandon it, it is a daemon
                 raise BudgetExceeded()
         thread.join()
     finally:

@@ -89,6 +89,7 @@ _NAMESPACE: dict[str, object] = {
     "jsp": jsp,
     "abs_": abs_,
     "heaviside": heaviside,
+    "full": lambda value, shape, dtype: full(value, shape, dtype),
 }
 
 _RELATIONS = {
@@ -449,11 +450,10 @@ def build_kernel(
     ]
     source = "\n".join(header + body) + "\n"
     namespace = dict(_NAMESPACE)
-    namespace["full"] = _full
     exec(compile(source, f"<symdiff {function_name}>", "exec"), namespace)  # our generated code, never user text
     return Kernel(namespace[function_name], source, tuple(names))
 
 
-def _full(value, shape, dtype):
+def full(value, shape, dtype):
     """``value`` as an array of exactly ``shape`` and ``dtype`` (constants broadcast too)."""
     return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
