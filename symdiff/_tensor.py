@@ -1,0 +1,1460 @@
+"""The PyTorch-style front end: tensors whose gradients are printable closed forms.
+
+>>> import symdiff as sd
+>>> from symdiff._tensor import tensor
+>>> a = tensor([2., 3.], requires_grad=True)
+>>> b = tensor([6., 4.], requires_grad=True)
+>>> Q = 3 * a**3 - b**2
+>>> Q
+tensor([-12.,  65.], grad_fn=<SubBackward0>)
+>>> Q.backward(gradient=tensor([1., 1.]))
+>>> a.grad, b.grad
+(tensor([36., 81.]), tensor([-12.,  -8.]))
+
+Values are JAX arrays computed at once (so tensors print numbers). When an
+input requires grad, each operation is also recorded: elementwise operations
+as SymPy expressions, reductions, ``matmul``, reshapes and indexing as
+structural nodes (see :mod:`symdiff._tensor_graph`). ``backward`` derives the
+closed forms once per *structure* of the recorded computation and evaluates
+them with one compiled call, so a training loop does no SymPy work and no
+recompilation after its first iteration.
+
+Every operation runs with JAX's 64-bit types enabled for that call only (so
+``int64`` and ``float64`` tensors are real), never by changing JAX's global
+configuration.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import threading
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _math
+from ._errors import DeviceError, DtypeError, ShapeError, SymdiffError
+from ._functions import FUNCTIONS
+from ._placement import available_devices, resolve_device
+from ._tensor_format import format_tensor
+
+__all__ = [
+    "Tensor", "Size", "dtype", "device", "cuda", "AutogradError",
+    "float16", "bfloat16", "float32", "float64", "int32", "int64", "bool_", "half", "double", "long",
+    "tensor", "as_tensor", "from_numpy", "ones", "zeros", "full", "eye", "ones_like", "zeros_like", "full_like",
+    "arange", "linspace", "rand", "randn", "manual_seed",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "matmul", "where", "maximum", "minimum", "clamp",
+]
+
+
+class AutogradError(SymdiffError, RuntimeError):
+    """A gradient was asked for where PyTorch refuses one (a ``RuntimeError`` too, as in PyTorch)."""
+
+
+def _x64():
+    """64-bit JAX types for one operation (int64/float64 tensors), without touching global config."""
+    return jax.enable_x64(True)
+
+
+# ---------------------------------------------------------------- dtypes
+
+
+class dtype:
+    """A tensor element type: ``symdiff.float32``, ``symdiff.int64``, ...
+
+    >>> from symdiff._tensor import float64
+    >>> str(float64), float64.is_floating_point
+    ('symdiff.float64', True)
+    """
+
+    __slots__ = ("name", "numpy_dtype", "is_floating_point", "itemsize")
+
+    def __init__(self, name: str, numpy_dtype):
+        self.name = name
+        self.numpy_dtype = np.dtype(numpy_dtype)
+        self.is_floating_point = self.numpy_dtype.kind == "f" or name == "bfloat16"
+        self.itemsize = self.numpy_dtype.itemsize
+
+    def __repr__(self) -> str:
+        return f"symdiff.{self.name}"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        return (_dtype_by_name, (self.name,))
+
+
+float16 = dtype("float16", jnp.float16)
+bfloat16 = dtype("bfloat16", jnp.bfloat16)
+float32 = dtype("float32", jnp.float32)
+float64 = dtype("float64", jnp.float64)
+int32 = dtype("int32", jnp.int32)
+int64 = dtype("int64", jnp.int64)
+bool_ = dtype("bool", jnp.bool_)
+half, double, long = float16, float64, int64
+
+_DTYPES: dict[str, dtype] = {d.name: d for d in (float16, bfloat16, float32, float64, int32, int64, bool_)}
+_ALIASES = {"half": float16, "float": float32, "double": float64, "int": int32, "long": int64}
+_BY_NUMPY = {d.numpy_dtype: d for d in _DTYPES.values()}
+_WIDEN = {np.dtype(np.int8): int32, np.dtype(np.int16): int32, np.dtype(np.uint8): int32,
+          np.dtype(np.uint16): int32, np.dtype(np.uint32): int64, np.dtype(np.uint64): int64}
+
+
+def _dtype_by_name(name: str) -> dtype:
+    return _DTYPES[name]
+
+
+def to_dtype(spec: Any) -> dtype | None:
+    """``None`` or a dtype in any spelling -> a symdiff :class:`dtype` (``int`` is int64, ``float`` float64)."""
+    if spec is None or isinstance(spec, dtype):
+        return spec
+    if spec is builtins.float:
+        return float64
+    if spec is builtins.int:
+        return int64
+    if spec is builtins.bool:
+        return bool_
+    if isinstance(spec, str):
+        name = spec.split(".")[-1]
+        found = _DTYPES.get(name) or _ALIASES.get(name)
+        if found is not None:
+            return found
+    else:
+        try:
+            np_dtype = np.dtype(spec)
+        except TypeError:
+            np_dtype = None
+        if np_dtype is not None and (np_dtype in _BY_NUMPY or np_dtype in _WIDEN):
+            return _BY_NUMPY.get(np_dtype) or _WIDEN[np_dtype]
+    raise DtypeError(f"unknown dtype {spec!r}; use one of {', '.join('symdiff.' + n for n in _DTYPES)}, int or float")
+
+
+def _dtype_of(array) -> dtype:
+    found = _BY_NUMPY.get(array.dtype)
+    if found is not None:
+        return found
+    np_dtype = np.dtype(array.dtype)
+    found = _BY_NUMPY.get(np_dtype) or _WIDEN.get(np_dtype)
+    if found is None:
+        raise DtypeError(f"unsupported element type {np_dtype}: tensors hold {', '.join(_DTYPES)}")
+    return found
+
+
+_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2, "V": 2}  # bfloat16's numpy kind is 'V'
+
+
+def _category(d: dtype) -> int:
+    return 2 if d.is_floating_point else _CATEGORY[d.numpy_dtype.kind]
+
+
+def _scalar_category(x) -> int:
+    if isinstance(x, builtins.bool):
+        return 0
+    return 1 if isinstance(x, builtins.int) else 2
+
+
+def _result_dtype(operands: Sequence, to_float: bool = False) -> dtype:
+    """PyTorch's promotion: tensors decide within a category; a Python scalar only lifts the category."""
+    tensor_dtypes = [t.dtype for t in operands if isinstance(t, Tensor)]
+    first = tensor_dtypes[0]
+    if first is float32 or first is float64:  # the common case: floats with floats and Python numbers
+        if all(d is first for d in tensor_dtypes):
+            return first
+    top = max(_category(d) for d in tensor_dtypes)
+    scalar_top = max((_scalar_category(s) for s in operands if not isinstance(s, Tensor)), default=-1)
+    if scalar_top > top:
+        result = float32 if scalar_top == 2 else int64
+    else:
+        result = tensor_dtypes[0]
+        for d in tensor_dtypes[1:]:
+            if _category(d) == top:
+                result = d if _category(result) < top else _BY_NUMPY.get(
+                    np.dtype(jnp.promote_types(result.numpy_dtype, d.numpy_dtype)), float32)
+    if to_float and not result.is_floating_point:
+        result = float32
+    return result
+
+
+# ---------------------------------------------------------------- devices
+
+
+class device:
+    """A device name: ``sd.device("cuda")`` may be created anywhere; using it needs the GPU.
+
+    >>> from symdiff._tensor import device
+    >>> device("cuda:1"), str(device("cpu"))
+    (device(type='cuda', index=1), 'cpu')
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str | "device", index: int | None = None):
+        if isinstance(type, device):
+            type, index = type.type, type.index if index is None else index
+        if not isinstance(type, str):
+            raise DeviceError(f"device must be a string like 'cpu' or 'cuda:0'; got {type!r}")
+        kind, _, idx = type.strip().lower().partition(":")
+        if kind == "gpu":
+            kind = "cuda"
+        if kind not in ("cpu", "cuda", "tpu") or (idx and not idx.isdigit()):
+            raise DeviceError(f"unknown device {type!r}: use 'cpu', 'cuda' or 'cuda:N'; "
+                              f"available devices: {', '.join(available_devices())}")
+        self.type = kind
+        self.index = int(idx) if idx else index
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}')" if self.index is None else f"device(type='{self.type}', index={self.index})"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+    @property
+    def jax_device(self) -> jax.Device:
+        """The JAX device; raises :class:`~symdiff.DeviceError` naming the devices that exist."""
+        return resolve_device(str(self))
+
+
+def _device_of(array: jax.Array) -> device:
+    d = next(iter(array.devices()))
+    if d.platform == "cpu":
+        return device("cpu")
+    kind = "cuda" if d.platform == "gpu" else d.platform
+    return device(kind, jax.devices(d.platform).index(d))
+
+
+def _jax_device(spec) -> jax.Device | None:
+    if spec is None:
+        return None
+    return device(spec).jax_device if not isinstance(spec, jax.Device) else spec
+
+
+class _Cuda:
+    """``sd.cuda.is_available()`` and ``sd.cuda.device_count()``, as in ``torch.cuda``."""
+
+    @staticmethod
+    def device_count() -> int:
+        try:
+            return len(jax.devices("gpu"))
+        except RuntimeError:
+            return 0
+
+    def is_available(self) -> bool:
+        return self.device_count() > 0
+
+    def __repr__(self) -> str:
+        return "<symdiff.cuda>"
+
+
+cuda = _Cuda()
+
+
+# ---------------------------------------------------------------- grad mode
+
+_GRAD = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on tensors that require grad are recorded (off inside ``no_grad``)."""
+    return getattr(_GRAD, "enabled", True)
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Turn recording on or off inside a ``with`` block (or a decorated function)."""
+
+    def __init__(self, mode: bool):
+        self.mode = builtins.bool(mode)
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _GRAD.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _GRAD.enabled = self._previous
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """``with sd.no_grad(): ...``: nothing is recorded, e.g. for in-place parameter updates.
+
+    >>> from symdiff._tensor import tensor, no_grad
+    >>> w = tensor([1.], requires_grad=True)
+    >>> with no_grad():
+    ...     (w * 2).requires_grad
+    False
+    """
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Recording on again (inside ``no_grad``)."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+# ---------------------------------------------------------------- the tensor
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints as ``symdiff.Size([2, 3])``."""
+
+    def __repr__(self) -> str:
+        return f"symdiff.Size({list(self)})"
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+class Node:
+    """One recorded operation (a tensor's ``grad_fn``): op, static parameters and inputs.
+
+    ``inputs`` holds tensors and Python scalars; ``params`` is hashable static
+    structure (dims, shapes, indices); ``label`` is PyTorch's name, such as
+    ``AddBackward0``.
+    """
+
+    __slots__ = ("op", "params", "inputs", "label")
+
+    def __init__(self, op: str, params, inputs: tuple, label: str):
+        self.op, self.params, self.inputs, self.label = op, params, inputs, label
+
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((t.grad_fn, 0) if isinstance(t, Tensor) else (None, 0) for t in self.inputs)
+
+    def __repr__(self) -> str:
+        return f"<{self.label} object at {id(self):#x}>"
+
+
+def _scalar_ok(x) -> bool:
+    return isinstance(x, (builtins.int, builtins.float, builtins.bool, np.number)) and not isinstance(x, np.ndarray)
+
+
+def _plain_scalar(x):
+    if isinstance(x, np.number):
+        return x.item()
+    return x
+
+
+class Tensor:
+    """An array of numbers on a device, optionally recording operations for ``backward``.
+
+    Create tensors with :func:`tensor`, :func:`ones`, :func:`randn`, ...; see
+    ``docs/tensors.md``.
+    """
+
+    __slots__ = ("_value", "_requires_grad", "grad", "_node", "name", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our reflected operators
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: builtins.bool = False, name: str | None = None):
+        value = _to_array(data, to_dtype(dtype), device)
+        self._value = value
+        self._node = None
+        self.grad = None
+        self.name = name
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, value: jax.Array, node: Node | None = None) -> "Tensor":
+        t = object.__new__(cls)
+        t._value = value
+        t._node = node
+        t._requires_grad = node is not None
+        t.grad = None
+        t.name = None
+        return t
+
+    # ---- attributes
+
+    @property
+    def requires_grad(self) -> builtins.bool:
+        """Whether gradients flow to (leaf) or through (recorded result) this tensor."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: builtins.bool) -> None:
+        value = builtins.bool(value)
+        if value and not self.dtype.is_floating_point:
+            raise AutogradError(
+                f"Only Tensors of floating point and complex dtype can require gradients (got {self.dtype}); "
+                "create it with dtype=symdiff.float32 or call .float() first"
+            )
+        if not value and self._node is not None:
+            raise AutogradError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+                "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
+            )
+        self._requires_grad = value
+
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> builtins.bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        return self._node
+
+    @property
+    def dtype(self) -> dtype:
+        return _dtype_of(self._value)
+
+    @property
+    def device(self) -> device:
+        return _device_of(self._value)
+
+    @property
+    def is_cuda(self) -> builtins.bool:
+        return self.device.type == "cuda"
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._value.shape)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    def dim(self) -> int:
+        return self._value.ndim
+
+    def numel(self) -> int:
+        return int(self._value.size)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
+    # ---- conversions
+
+    def item(self):
+        if self.numel() != 1:
+            raise SymdiffError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
+        return self._value.reshape(()).item()
+
+    def tolist(self):
+        return np.asarray(self._value).tolist()
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise AutogradError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return np.asarray(self._value)
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self._value)
+        return out.astype(dtype) if dtype is not None else out
+
+    def __jax_array__(self):
+        return self._value
+
+    @property
+    def data(self) -> "Tensor":
+        """The values without the recorded history (shares nothing mutable)."""
+        return self.detach()
+
+    def __float__(self) -> float:
+        return builtins.float(self.item())
+
+    def __int__(self) -> int:
+        return builtins.int(self.item())
+
+    def __bool__(self) -> builtins.bool:
+        return builtins.bool(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.item())
+
+    def detach(self) -> "Tensor":
+        return Tensor._wrap(self._value)
+
+    def clone(self) -> "Tensor":
+        if self.requires_grad and is_grad_enabled():
+            return _structural("clone", (), (self,), "CloneBackward0", self._value)
+        return Tensor._wrap(jnp.array(self._value, copy=True))
+
+    def to(self, *args, dtype=None, device=None, copy: builtins.bool = False) -> "Tensor":
+        """``x.to("cuda")``, ``x.to(sd.float64)``, ``x.to(other_tensor)``, ``x.to("cpu", sd.float16)``."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            elif isinstance(a, (globals()["device"], jax.Device)):
+                device = a
+            elif isinstance(a, str) and a.split(":")[0].lower() in ("cpu", "cuda", "gpu", "tpu"):
+                device = a
+            else:
+                dtype = a
+        out = self
+        target = to_dtype(dtype)
+        if target is not None and target is not self.dtype:
+            out = out._cast(target)
+        if device is not None:
+            jdev = _jax_device(device)
+            if jdev not in out._value.devices():
+                with _x64():
+                    moved = jax.device_put(out._value, jdev)
+                out = _structural("to", (), (out,), "ToCopyBackward0", moved) if out._records() else Tensor._wrap(moved)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, builtins.int) else device))
+
+    def _cast(self, target: dtype) -> "Tensor":
+        with _x64():
+            value = self._value.astype(target.numpy_dtype)
+        if self._records() and target.is_floating_point:
+            return _structural("cast", (target.name,), (self,), "ToCopyBackward0", value)
+        return Tensor._wrap(value)
+
+    def float(self) -> "Tensor":
+        return self._cast(float32)
+
+    def double(self) -> "Tensor":
+        return self._cast(float64)
+
+    def half(self) -> "Tensor":
+        return self._cast(float16)
+
+    def bfloat16(self) -> "Tensor":
+        return self._cast(bfloat16)
+
+    def int(self) -> "Tensor":
+        return self._cast(int32)
+
+    def long(self) -> "Tensor":
+        return self._cast(int64)
+
+    def bool(self) -> "Tensor":
+        return self._cast(bool_)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"symdiff.{self.dtype.name}"
+        return self._cast(to_dtype(dtype))
+
+    def _records(self) -> builtins.bool:
+        return self._requires_grad and is_grad_enabled()
+
+    # ---- printing
+
+    def __repr__(self) -> str:
+        d = self.dtype
+        suffixes = []
+        dev = self.device
+        if dev.type != "cpu":
+            suffixes.append(f"device='{dev}'")
+        if d not in (float32, int64, bool_):
+            suffixes.append(f"dtype={d}")
+        if self._node is not None:
+            suffixes.append(f"grad_fn=<{self._node.label}>")
+        elif self._requires_grad:
+            suffixes.append("requires_grad=True")
+        values = np.asarray(self._value.astype(jnp.float32) if d is bfloat16 else self._value)
+        return format_tensor(values, d.is_floating_point, suffixes, show_size=self.ndim != 1)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return repr(self)
+
+    # ---- autograd
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: builtins.bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) (times ``gradient``) into every leaf's ``.grad``.
+
+        Like PyTorch's ``y.backward(gradient=ct)``: the gradient of
+        ``sum(ct * y)``; ``gradient`` may be left out only for a one-element ``y``.
+        The recorded graph is kept, so calling ``backward`` twice accumulates twice.
+        """
+        from ._tensor_graph import run_backward
+
+        if create_graph:
+            raise SymdiffError("create_graph=True is not supported: use y.derive() or sd.derive(..., order=2)")
+        run_backward(self, gradient, inputs)
+
+    def derive(self, simplify=True):
+        """The :class:`~symdiff.Derivative` of this tensor with respect to its leaves that require grad.
+
+        ``print(y.derive())`` shows the closed forms; leaves are named by
+        ``name=`` or by the caller's variable names, else ``x0, x1, ...``.
+        Calling it evaluates the gradients (``y.backward(ones)``) at the
+        recorded values, or at values given by name.
+        """
+        import sys
+
+        from ._tensor_graph import derive_tensor
+
+        return derive_tensor(self, sys._getframe(1), simplify)
+
+    def retain_grad(self) -> None:
+        raise SymdiffError("retain_grad is not supported; call .derive() to see gradients of intermediates")
+
+    # ---- in-place updates (for parameters under no_grad)
+
+    def _inplace(self, value) -> "Tensor":
+        if self._requires_grad and is_grad_enabled():
+            if self._node is None:
+                raise AutogradError("a leaf Variable that requires grad is being used in an in-place operation.")
+            raise AutogradError("in-place operations on recorded results are not supported; write y = y + ...")
+        with _x64():
+            value = jnp.asarray(value.astype(self._value.dtype) if hasattr(value, "astype") else value,
+                                dtype=self._value.dtype)
+            if value.shape != self._value.shape:
+                try:
+                    value = jnp.broadcast_to(value, self._value.shape)
+                except ValueError:
+                    raise ShapeError(f"output with shape {list(self.shape)} doesn't match the broadcast "
+                                     f"shape {list(value.shape)}") from None
+        self._value = value
+        return self
+
+    def _other_value(self, other):
+        return other._value if isinstance(other, Tensor) else other
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        with _x64():
+            return self._inplace(self._value + alpha * self._other_value(other))
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        with _x64():
+            return self._inplace(self._value - alpha * self._other_value(other))
+
+    def mul_(self, other) -> "Tensor":
+        with _x64():
+            return self._inplace(self._value * self._other_value(other))
+
+    def div_(self, other) -> "Tensor":
+        with _x64():
+            return self._inplace(self._value / self._other_value(other))
+
+    def zero_(self) -> "Tensor":
+        return self._inplace(jnp.zeros_like(self._value))
+
+    def fill_(self, value) -> "Tensor":
+        return self._inplace(jnp.full_like(self._value, self._other_value(value)))
+
+    def copy_(self, src) -> "Tensor":
+        return self._inplace(src._value if isinstance(src, Tensor) else jnp.asarray(src))
+
+    def normal_(self, mean=0.0, std=1.0) -> "Tensor":
+        return self._inplace(mean + std * jax.random.normal(_next_key(), self._value.shape, jnp.float32))
+
+    def uniform_(self, a=0.0, b=1.0) -> "Tensor":
+        return self._inplace(jax.random.uniform(_next_key(), self._value.shape, jnp.float32, a, b))
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
+    # ---- elementwise arithmetic
+
+    def __add__(self, other):
+        return _elementwise("add", (self, other), "AddBackward0")
+
+    def __radd__(self, other):
+        return _elementwise("add", (other, self), "AddBackward0")
+
+    def __sub__(self, other):
+        return _elementwise("sub", (self, other), "SubBackward0")
+
+    def __rsub__(self, other):
+        return _elementwise("sub", (other, self), "RsubBackward1")
+
+    def __mul__(self, other):
+        return _elementwise("mul", (self, other), "MulBackward0")
+
+    def __rmul__(self, other):
+        return _elementwise("mul", (other, self), "MulBackward0")
+
+    def __truediv__(self, other):
+        return _elementwise("div", (self, other), "DivBackward0")
+
+    def __rtruediv__(self, other):
+        return _elementwise("div", (other, self), "DivBackward0")
+
+    def __pow__(self, other):
+        return _elementwise("pow", (self, other), "PowBackward1" if isinstance(other, Tensor) else "PowBackward0")
+
+    def __rpow__(self, other):
+        return _elementwise("pow", (other, self), "PowBackward2")
+
+    def __neg__(self):
+        return _elementwise("neg", (self,), "NegBackward0")
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _function("abs", (self,))
+
+    def add(self, other, alpha=1):
+        return self + (other * alpha if alpha != 1 else other)
+
+    def sub(self, other, alpha=1):
+        return self - (other * alpha if alpha != 1 else other)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self**exponent
+
+    def neg(self):
+        return -self
+
+    def square(self):
+        return _elementwise("pow", (self, 2), "PowBackward0")
+
+    def clamp(self, min=None, max=None):
+        return clamp(self, min, max)
+
+    clip = clamp
+
+    def maximum(self, other):
+        return maximum(self, other)
+
+    def minimum(self, other):
+        return minimum(self, other)
+
+    # comparisons: boolean tensors, never recorded
+    def _compare(self, other, fn):
+        other_value = other._value if isinstance(other, Tensor) else other
+        with _x64():
+            return Tensor._wrap(fn(self._value, other_value))
+
+    def __lt__(self, other):
+        return self._compare(other, jnp.less)
+
+    def __le__(self, other):
+        return self._compare(other, jnp.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, jnp.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, jnp.greater_equal)
+
+    def __eq__(self, other):  # type: ignore[override]
+        return self._compare(other, jnp.equal)
+
+    def __ne__(self, other):  # type: ignore[override]
+        return self._compare(other, jnp.not_equal)
+
+    __hash__ = object.__hash__
+
+    def eq(self, other):
+        return self == other
+
+    def equal(self, other) -> builtins.bool:
+        return isinstance(other, Tensor) and self.shape == other.shape and builtins.bool(jnp.all(self._value == other._value))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08) -> builtins.bool:
+        return builtins.bool(jnp.allclose(self._value, _value_of(other), rtol=rtol, atol=atol))
+
+    def __symdiff_function__(self, name: str, args: tuple):
+        """``sd.sin(t)``, ``sd.exp(t)``, ...: the function applied elementwise, recorded for backward."""
+        return _function(name, args)
+
+    # ---- reductions and structure
+
+    def sum(self, dim=None, keepdim: builtins.bool = False, dtype=None):
+        x = self._cast(to_dtype(dtype)) if dtype is not None else self
+        if x.dtype in (bool_, int32):
+            x = x._cast(int64)
+        dims = _normalize_dims(dim, x.ndim)
+        with _x64():
+            value = _compiled("structural", "sum", (dims, keepdim))(x._value)
+        if x._records():
+            return _structural("sum", (dims, keepdim), (x,), "SumBackward0" if dim is None else "SumBackward1", value)
+        return Tensor._wrap(value)
+
+    def mean(self, dim=None, keepdim: builtins.bool = False, dtype=None):
+        x = self._cast(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating_point:
+            raise DtypeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point "
+                             f"or complex dtype. Got: {x.dtype.name.capitalize()}")
+        dims = _normalize_dims(dim, x.ndim)
+        with _x64():
+            value = _compiled("structural", "mean", (dims, keepdim))(x._value)
+        if x._records():
+            return _structural("mean", (dims, keepdim), (x,), "MeanBackward0" if dim is None else "MeanBackward1",
+                               value)
+        return Tensor._wrap(value)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    mm = matmul
+    dot = matmul
+
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        with _x64():
+            try:
+                value = self._value.reshape(shape)
+            except (TypeError, ValueError) as exc:
+                raise ShapeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}") from exc
+        if self._records():
+            return _structural("reshape", (tuple(value.shape),), (self,), "ViewBackward0", value)
+        return Tensor._wrap(value)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape
+        return self.reshape(tuple(shape[:s]) + (-1,) + tuple(shape[e + 1:]))
+
+    def unsqueeze(self, dim: int):
+        dim = dim % (self.ndim + 1)
+        shape = tuple(self.shape)
+        return self.reshape(shape[:dim] + (1,) + shape[dim:])
+
+    def squeeze(self, dim=None):
+        shape = tuple(self.shape)
+        if dim is None:
+            new = tuple(s for s in shape if s != 1)
+        else:
+            dim = dim % max(self.ndim, 1)
+            new = shape[:dim] + shape[dim + 1:] if shape and shape[dim] == 1 else shape
+        return self.reshape(new)
+
+    def permute(self, *dims):
+        perm = tuple(d % self.ndim for d in _shape_arg(dims))
+        if sorted(perm) != list(range(self.ndim)):
+            raise ShapeError(f"permute(): dims {list(perm)} are not a permutation of the {self.ndim} dimensions")
+        with _x64():
+            value = jnp.transpose(self._value, perm)
+        if self._records():
+            return _structural("permute", (perm,), (self,), "PermuteBackward0", value)
+        return Tensor._wrap(value)
+
+    def transpose(self, dim0: int, dim1: int):
+        perm = list(range(self.ndim))
+        perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+        out = self.permute(*perm)
+        if out._node is not None:
+            out._node.label = "TransposeBackward0"
+        return out
+
+    def t(self):
+        if self.ndim > 2:
+            raise ShapeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        if self.ndim < 2:
+            return self
+        out = self.transpose(0, 1)
+        if out._node is not None:
+            out._node.label = "TBackward0"
+        return out
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim))) if self.ndim >= 2 else self
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def expand(self, *shape):
+        shape = _shape_arg(shape)
+        lead = len(shape) - self.ndim
+        target = tuple(s if s != -1 else self.shape[i - lead] for i, s in enumerate(shape))
+        with _x64():
+            try:
+                value = jnp.broadcast_to(self._value, target)
+            except ValueError as exc:
+                raise ShapeError(f"cannot expand shape {list(self.shape)} to {list(target)}") from exc
+        if self._records():
+            return _structural("expand", (target,), (self,), "ExpandBackward0", value)
+        return Tensor._wrap(value)
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def __getitem__(self, index):
+        return _getitem(self, index)
+
+    def __setitem__(self, index, value):
+        spec, arrays = _index_spec(index)
+        idx = _rebuild_index(spec, [a._value for a in arrays])
+        with _x64():
+            new = self._value.at[idx].set(jnp.asarray(_value_of(value), dtype=self._value.dtype))
+        self._inplace(new)
+
+
+# elementwise math methods: x.exp(), x.sin(), x.sigmoid(), ...
+def _method(name):
+    def method(self, *args):
+        return _function(name, (self,) + args)
+
+    method.__name__ = name
+    method.__doc__ = f"Elementwise ``{name}``, recorded for backward."
+    return method
+
+
+for _name in FUNCTIONS:
+    if _name not in ("min", "max", "abs"):
+        setattr(Tensor, _name, _method(_name))
+Tensor.abs = _method("abs")
+Tensor.arctan2 = Tensor.atan2  # type: ignore[attr-defined]
+Tensor.arcsin, Tensor.arccos, Tensor.arctan = Tensor.asin, Tensor.acos, Tensor.atan  # type: ignore[attr-defined]
+Tensor.lgamma = Tensor.loggamma  # type: ignore[attr-defined]
+del _name
+
+
+# ---------------------------------------------------------------- recording operations
+
+
+def _value_of(x):
+    return x._value if isinstance(x, Tensor) else x
+
+
+def _check_operand(x, op: str):
+    if isinstance(x, Tensor) or _scalar_ok(x):
+        return x
+    if isinstance(x, (list, tuple, np.ndarray, jax.Array)):
+        return tensor(x) if not isinstance(x, jax.Array) else Tensor._wrap(x)
+    raise TypeError(f"unsupported operand type for {op}: {type(x).__name__}")
+
+
+def _check_devices(tensors) -> None:
+    if _single_device():
+        return
+    devices = {next(iter(t._value.devices())) for t in tensors}
+    if len(devices) > 1:
+        names = sorted(str(_device_of(t._value)) for t in tensors)
+        raise DeviceError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                          f"{names[0]} and {names[-1]}!")
+
+
+def _check_broadcast(tensors) -> None:
+    shapes = [t.shape for t in tensors]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        a, b = shapes[0], shapes[-1]
+        for i in range(1, min(len(a), len(b)) + 1):
+            if a[-i] != b[-i] and a[-i] != 1 and b[-i] != 1:
+                raise ShapeError(f"The size of tensor a ({a[-i]}) must match the size of tensor b ({b[-i]}) at "
+                                 f"non-singleton dimension {max(len(a), len(b)) - i}") from None
+        raise ShapeError(f"shapes {', '.join(str(list(s)) for s in shapes)} do not broadcast together") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _single_device() -> builtins.bool:
+    return len(available_devices()) == 1
+
+
+# op -> (jnp implementation, whether the result is always floating point)
+ELEMENTWISE_IMPL = {
+    "add": (jnp.add, False),
+    "sub": (jnp.subtract, False),
+    "mul": (jnp.multiply, False),
+    "div": (jnp.true_divide, True),
+    "pow": (jnp.power, False),
+    "neg": (jnp.negative, False),
+    "clamp": (None, False),
+}
+
+
+def apply_elementwise(op: str, params, args, out_dtype: np.dtype):
+    """The numeric value of an elementwise op (also used when a plan replays the forward pass)."""
+    if op == "clamp":
+        lo, hi = params
+        out = args[0]
+        if lo is not None:
+            out = jnp.maximum(out, lo)
+        if hi is not None:
+            out = jnp.minimum(out, hi)
+    elif op.startswith("fn:"):
+        out = getattr(_math, op[3:])(*args)
+    else:
+        out = ELEMENTWISE_IMPL[op][0](*args)
+    return out if out.dtype == out_dtype else out.astype(out_dtype)
+
+
+def forward_structural(op: str, params, vals: list):
+    """The numeric value of a structural op (the same code the eager tensor ran)."""
+    x = vals[0]
+    if op == "sum":
+        return jnp.sum(x, axis=params[0], keepdims=params[1])
+    if op == "mean":
+        return jnp.mean(x, axis=params[0], keepdims=params[1])
+    if op == "reshape":
+        return x.reshape(params[0])
+    if op == "permute":
+        return jnp.transpose(x, params[0])
+    if op == "expand":
+        return jnp.broadcast_to(x, params[0])
+    if op == "getitem":
+        return x[rebuild_index(params[0], vals[1:])]
+    if op == "matmul":
+        dt = _DTYPES[params[0]].numpy_dtype
+        return jnp.matmul(x.astype(dt), vals[1].astype(dt))
+    if op == "cast":
+        return x.astype(_DTYPES[params[0]].numpy_dtype)
+    if op in ("to", "clone"):
+        return x
+    raise SymdiffError(f"internal: unknown structural op {op!r}")
+
+
+_OPS: dict = {}
+
+
+def _compiled(kind: str, op: str, params, out_dtype=None, static=()):
+    """One jitted function per op, static parameters and dtype: eager ops dispatch in microseconds."""
+    key = (kind, op, params, out_dtype, static)
+    fn = _OPS.get(key)
+    if fn is None:
+        if len(_OPS) > 4096:
+            _OPS.clear()
+        if kind == "elementwise":
+            def impl(*dynamic):
+                args = list(dynamic)
+                for i, v in static:
+                    args.insert(i, v)
+                return apply_elementwise(op, params, args, out_dtype)
+        else:
+            def impl(*args):
+                return forward_structural(op, params, list(args))
+        fn = _OPS[key] = jax.jit(impl)
+    return fn
+
+
+def _elementwise(op: str, operands: tuple, label: str, params=(), to_float: builtins.bool = False):
+    operands = tuple(_plain_scalar(_check_operand(x, op)) for x in operands)
+    tensors = [t for t in operands if isinstance(t, Tensor)]
+    if not tensors:
+        return NotImplemented
+    if len(tensors) > 1:
+        _check_broadcast(tensors)
+        _check_devices(tensors)
+    result = _result_dtype(operands, to_float or (op in ELEMENTWISE_IMPL and ELEMENTWISE_IMPL[op][1]))
+    if op == "sub" and result is bool_:
+        raise SymdiffError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if op == "pow":  # a Python exponent stays static: x**3 must be integer_pow (exact for x < 0)
+        static = tuple((i, x) for i, x in enumerate(operands) if not isinstance(x, Tensor))
+        dynamic = [x._value for x in operands if isinstance(x, Tensor)]
+    else:
+        static, dynamic = (), [_value_of(x) for x in operands]
+    with _x64():
+        value = _compiled("elementwise", op, params, result.numpy_dtype, static)(*dynamic)
+    if is_grad_enabled() and result.is_floating_point and any(t._requires_grad for t in tensors):
+        return Tensor._wrap(value, Node(op, params, operands, label))
+    return Tensor._wrap(value)
+
+
+_LABELS = {"atan2": "Atan2Backward0", "min": "MinimumBackward0", "max": "MaximumBackward0",
+           "loggamma": "LgammaBackward0", "asin": "AsinBackward0", "acos": "AcosBackward0", "atan": "AtanBackward0"}
+
+
+def _function(name: str, args: tuple):
+    arity = FUNCTIONS[name][1]
+    if len(args) not in arity:
+        raise SymdiffError(f"{name}() takes {' or '.join(map(str, arity))} arguments; got {len(args)}")
+    label = _LABELS.get(name, name.capitalize() + "Backward0")
+    return _elementwise("fn:" + name, args, label, to_float=name not in ("abs", "sign", "min", "max", "relu"))
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """Elementwise ``min(max(x, min), max)``; recorded as SymPy's ``Max``/``Min``."""
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    return _elementwise("clamp", (x,), "ClampBackward1", params=(min, max))
+
+
+def maximum(x, y) -> Tensor:
+    """Elementwise maximum (``sd.max`` of two arguments)."""
+    return _function("max", (x, y))
+
+
+def minimum(x, y) -> Tensor:
+    """Elementwise minimum (``sd.min`` of two arguments)."""
+    return _function("min", (x, y))
+
+
+def where(condition, x, y) -> Tensor:
+    """``x`` where ``condition`` holds, else ``y``: written as ``c*x + (1-c)*y`` so it differentiates."""
+    c = condition if isinstance(condition, Tensor) else tensor(condition)
+    c = c._cast(_result_dtype([t for t in (x, y) if isinstance(t, Tensor)] or [float32], to_float=True))
+    return c * x + (1 - c) * y
+
+
+def _structural(op: str, params, inputs: tuple, label: str, value: jax.Array) -> Tensor:
+    return Tensor._wrap(value, Node(op, params, inputs, label))
+
+
+def _normalize_dims(dim, ndim: int):
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, builtins.int) else tuple(dim)
+    try:
+        return tuple(sorted(d % builtins.max(ndim, 1) for d in dims))
+    except TypeError:
+        raise ShapeError(f"dim must be an int or a tuple of ints; got {dim!r}") from None
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
+        shape = tuple(shape[0])
+    return tuple(builtins.int(s) for s in shape)
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with NumPy's rules (``a @ b``)."""
+    a = a if isinstance(a, Tensor) else tensor(a)
+    b = b if isinstance(b, Tensor) else tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("both arguments to matmul need to be at least 1D, but they are "
+                         f"{a.ndim}D and {b.ndim}D")
+    _check_devices([a, b])
+    result = _result_dtype((a, b))
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if ka != kb:
+        def fmt(t):
+            return "x".join(map(str, t.shape))
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({fmt(a)} and {fmt(b)})")
+    with _x64():
+        value = _compiled("structural", "matmul", (result.name,))(a._value, b._value)
+    if is_grad_enabled() and result.is_floating_point and (a._requires_grad or b._requires_grad):
+        label = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}.get(
+            (a.ndim, b.ndim), "UnsafeViewBackward0")
+        return _structural("matmul", (result.name,), (a, b), label, value)
+    return Tensor._wrap(value)
+
+
+# ---- indexing: static parts (ints, slices, None, ...) are structure; arrays are inputs
+
+
+def _index_spec(index):
+    """(hashable spec, list of index tensors) for an index expression."""
+    items = index if isinstance(index, tuple) else (index,)
+    spec, arrays = [], []
+    for item in items:
+        if isinstance(item, slice):
+            spec.append(("slice", _plain_index(item.start), _plain_index(item.stop), _plain_index(item.step)))
+        elif item is None:
+            spec.append(("none",))
+        elif item is Ellipsis:
+            spec.append(("ellipsis",))
+        elif isinstance(item, (builtins.int, np.integer)) and not isinstance(item, builtins.bool):
+            spec.append(("int", builtins.int(item)))
+        else:
+            t = item if isinstance(item, Tensor) else tensor(item)
+            if t.dtype is bool_:
+                with _x64():
+                    nonzero = jnp.nonzero(t._value)
+                for part in nonzero:
+                    spec.append(("array", len(arrays)))
+                    arrays.append(Tensor._wrap(part))
+                continue
+            if t.dtype.is_floating_point:
+                raise SymdiffError("tensors used as indices must be long, int or bool tensors")
+            spec.append(("array", len(arrays)))
+            arrays.append(t.detach())
+    return tuple(spec), arrays
+
+
+def _plain_index(v):
+    if v is None:
+        return None
+    return builtins.int(v)
+
+
+def rebuild_index(spec, arrays):
+    """The index expression of ``spec`` with ``arrays`` in place of its array parts."""
+    out = []
+    for item in spec:
+        kind = item[0]
+        if kind == "slice":
+            out.append(slice(*item[1:]))
+        elif kind == "none":
+            out.append(None)
+        elif kind == "ellipsis":
+            out.append(Ellipsis)
+        elif kind == "int":
+            out.append(item[1])
+        else:
+            out.append(arrays[item[1]])
+    return tuple(out)
+
+
+_rebuild_index = rebuild_index
+
+
+def _getitem(x: Tensor, index) -> Tensor:
+    spec, arrays = _index_spec(index)
+    idx = rebuild_index(spec, [a._value for a in arrays])
+    with _x64():
+        try:
+            value = x._value[idx]
+        except IndexError as exc:
+            raise ShapeError(f"index {index!r} is out of bounds for a tensor of shape {list(x.shape)}") from exc
+    if x._records():
+        kinds = {s[0] for s in spec}
+        label = "IndexBackward0" if "array" in kinds else (
+            "SelectBackward0" if kinds == {"int"} or (len(spec) > 1 and "int" in kinds) else "SliceBackward0")
+        return _structural("getitem", (spec,), (x, *arrays), label, value)
+    return Tensor._wrap(value)
+
+
+# ---------------------------------------------------------------- factories
+
+
+def _infer_dtype(data) -> dtype:
+    if isinstance(data, (np.ndarray, np.generic, jax.Array)):
+        return _dtype_of(data)
+    kinds = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, Tensor):
+            return item.dtype
+        elif isinstance(item, builtins.bool) or isinstance(item, np.bool_):
+            kinds.add(0)
+        elif isinstance(item, (builtins.int, np.integer)):
+            kinds.add(1)
+        elif isinstance(item, (builtins.float, np.floating)):
+            kinds.add(2)
+        else:
+            raise SymdiffError(f"could not infer dtype of {type(item).__name__} {item!r}")
+    top = builtins.max(kinds, default=2)
+    return {0: bool_, 1: int64, 2: float32}[top]
+
+
+def _to_array(data, dt: dtype | None, device_spec) -> jax.Array:
+    jdev = _jax_device(device_spec)
+    if isinstance(data, Tensor):
+        data = data._value
+    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
+        data = [np.asarray(d._value) if isinstance(d, Tensor) else d for d in data]
+    dt = dt or _infer_dtype(data)
+    with _x64():
+        if isinstance(data, jax.Array):
+            value = data.astype(dt.numpy_dtype) if data.dtype != dt.numpy_dtype else data
+            return jax.device_put(value, jdev) if jdev is not None else value
+        try:
+            array = np.asarray(data, dtype=dt.numpy_dtype)
+        except (TypeError, ValueError) as exc:
+            raise SymdiffError(f"could not make a tensor from {type(data).__name__} {data!r:.60}: {exc}") from exc
+        return jax.device_put(array, jdev) if jdev is not None else jnp.asarray(array)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: builtins.bool = False, name: str | None = None) -> Tensor:
+    """A tensor from a number, (nested) list, NumPy or JAX array.
+
+    ``dtype=None`` infers as PyTorch does: Python floats give float32, ints
+    int64, bools bool; arrays keep their dtype. ``dtype=int`` is int64 and
+    ``dtype=float`` float64. ``name`` names the symbol in printed derivatives.
+
+    >>> from symdiff._tensor import tensor
+    >>> tensor([[1, 1]])
+    tensor([[1, 1]])
+    >>> tensor([2., 3.], requires_grad=True)
+    tensor([2., 3.], requires_grad=True)
+    >>> str(tensor([1.5], dtype=float).dtype)
+    'symdiff.float64'
+    """
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad, name=name)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` itself if it already is a tensor of that dtype and device, else a new tensor."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor with the array's values and dtype."""
+    return tensor(array)
+
+
+def _sized(size) -> tuple:
+    return _shape_arg(size)
+
+
+def _filled(size, fill, dtype, device, requires_grad, default=float32) -> Tensor:
+    dt = to_dtype(dtype) or default
+    shape = _sized(size)
+    with _x64():
+        value = jnp.full(shape, fill, dtype=dt.numpy_dtype)
+        if device is not None:
+            value = jax.device_put(value, _jax_device(device))
+    t = Tensor._wrap(value)
+    t.requires_grad = requires_grad
+    return t
+
+
+def ones(*size, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """A tensor of ones (float32 unless ``dtype`` says otherwise).
+
+    >>> from symdiff._tensor import ones
+    >>> ones(1, 2, dtype=int)
+    tensor([[1, 1]])
+    """
+    return _filled(size, 1, dtype, device, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    return _filled(size, 0, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """A tensor filled with ``fill_value`` (its dtype inferred as in :func:`tensor`)."""
+    return _filled(size, fill_value, dtype, device, requires_grad, default=_infer_dtype(fill_value))
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """The identity matrix."""
+    t = tensor(np.eye(n, m), dtype=dtype or float32, device=device)
+    t.requires_grad = requires_grad
+    return t
+
+
+def _like(t: Tensor, fill, dtype, device, requires_grad) -> Tensor:
+    return _filled(t.shape, fill, dtype or t.dtype, device or t.device, requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """Ones with ``t``'s shape, dtype and device."""
+    return _like(t, 1, dtype, device, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """Zeros with ``t``'s shape, dtype and device."""
+    return _like(t, 0, dtype, device, requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """``fill_value`` with ``t``'s shape, dtype and device."""
+    return _like(t, fill_value, dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """``[start, end)`` in steps: int64 for integer arguments, else float32.
+
+    >>> from symdiff._tensor import arange
+    >>> arange(3)
+    tensor([0, 1, 2])
+    """
+    if end is None:
+        start, end = 0, start
+    default = int64 if all(isinstance(v, builtins.int) for v in (start, end, step)) else float32
+    dt = to_dtype(dtype) or default
+    with _x64():
+        values = np.arange(start, end, step, dtype=np.float64 if dt.is_floating_point else np.int64)
+    t = tensor(values, dtype=dt, device=device)
+    t.requires_grad = requires_grad
+    return t
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` (float32 by default)."""
+    t = tensor(np.linspace(start, end, steps), dtype=to_dtype(dtype) or float32, device=device)
+    t.requires_grad = requires_grad
+    return t
+
+
+_RNG = threading.local()
+_SEED = {"seed": builtins.int(np.random.SeedSequence().entropy % (2**63))}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed :func:`rand` and :func:`randn` (per process, as ``torch.manual_seed``)."""
+    _SEED["seed"] = builtins.int(seed)
+    _SEED["key"] = None
+
+
+def _next_key():
+    key = _SEED.get("key")
+    if key is None:
+        with _x64():
+            key = jax.random.key(_SEED["seed"])
+    key, sub = jax.random.split(key)
+    _SEED["key"] = key
+    return sub
+
+
+def _random(sampler, size, dtype, device, requires_grad) -> Tensor:
+    dt = to_dtype(dtype) or float32
+    if not dt.is_floating_point:
+        raise DtypeError(f"random floats need a floating point dtype; got {dt}")
+    with _x64():
+        value = sampler(_next_key(), _sized(size), dt.numpy_dtype)
+        if device is not None:
+            value = jax.device_put(value, _jax_device(device))
+    t = Tensor._wrap(value)
+    t.requires_grad = requires_grad
+    return t
+
+
+def rand(*size, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """Uniform samples from ``[0, 1)``; reproducible after :func:`manual_seed`."""
+    return _random(jax.random.uniform, size, dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: builtins.bool = False) -> Tensor:
+    """Standard normal samples; reproducible after :func:`manual_seed`."""
+    return _random(jax.random.normal, size, dtype, device, requires_grad)
+

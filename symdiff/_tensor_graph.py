@@ -1,0 +1,659 @@
+"""``backward`` and ``derive`` for tensors: recorded graphs -> closed forms -> one compiled call.
+
+A recorded computation is a DAG whose nodes are *elementwise* operations
+(``+ - * / **``, ``sd.sin``, ...) or *structural* ones (``sum``/``mean``,
+``matmul``, reshapes, indexing, casts). The graph is cut into segments: every
+maximal elementwise sub-computation becomes one SymPy expression over symbols
+that stand for the graph's inputs and for the outputs of structural nodes.
+``backward`` walks the segments in reverse: each elementwise segment uses
+``sd.derive`` of ``g * expr`` (``g``: the incoming cotangent), i.e. its closed
+form, compiled; structural nodes use small hand-written ``jax.numpy`` rules.
+
+Everything symbolic is keyed on the graph's *structure*, never on values or
+object identity: nodes are numbered by their position in a depth-first walk,
+inputs are described by shape, dtype and ``requires_grad``, Python scalars by
+value. The :class:`Plan` built for a key (SymPy work, then ``jax.jit``) is
+cached, so a training loop that rebuilds the same computation each iteration
+runs one compiled call per ``backward`` from its second iteration on.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy
+
+from . import _cache
+from ._compile import sum_to_shape
+from ._derive import Derivative, derive
+from ._errors import InputError, ShapeError, SymdiffError
+from ._functions import FUNCTIONS
+from ._lower import register_jax_function
+from ._tensor import (
+    AutogradError,
+    Tensor,
+    _dtype_by_name,
+    _x64,
+    apply_elementwise,
+    forward_structural,
+    rebuild_index,
+)
+
+__all__ = ["Plan", "run_backward", "derive_tensor", "TensorDerivative", "graph_key"]
+
+PLAN_CACHE_SIZE = 256
+_PLANS = _cache.LRUCache("tensor backward plans", PLAN_CACHE_SIZE)
+
+_ELEMENTWISE_OPS = {"add", "sub", "mul", "div", "pow", "neg", "clamp"}
+
+
+def _is_elementwise(op: str) -> bool:
+    return op in _ELEMENTWISE_OPS or op.startswith("fn:")
+
+
+# ---------------------------------------------------------------- the structure of a graph
+
+
+def _walk(root: Tensor) -> list[Tensor]:
+    """Every tensor of ``root``'s graph in depth-first post-order (inputs before their users)."""
+    order: list[Tensor] = []
+    done: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if id(t) in done:
+            continue
+        if expanded:
+            done.add(id(t))
+            order.append(t)
+            continue
+        stack.append((t, True))
+        if t._node is not None:
+            for p in reversed(t._node.inputs):
+                if isinstance(p, Tensor) and id(p) not in done:
+                    stack.append((p, False))
+    return order
+
+
+def graph_key(root: Tensor) -> tuple[list[Tensor], tuple]:
+    """The tensors of the graph (canonical order) and its structural key (no values, no identities)."""
+    order = _walk(root)
+    position = {id(t): i for i, t in enumerate(order)}
+    key = []
+    for t in order:
+        v = t._value
+        node = t._node
+        if node is None:
+            key.append(("in", v.shape, v.dtype, t._requires_grad))
+        else:
+            refs = tuple(
+                ("t", position[id(p)]) if isinstance(p, Tensor) else ("s", type(p).__name__, p) for p in node.inputs
+            )
+            key.append((node.op, node.params, refs, v.shape, v.dtype))
+    return order, tuple(key)
+
+
+# ---------------------------------------------------------------- SymPy side
+
+
+def sympy_number(x) -> sympy.Expr:
+    """A Python scalar as SymPy writes it best: ``2.0 -> 2``, ``0.1 -> 1/10``, else a Float."""
+    if isinstance(x, bool):
+        return sympy.Integer(int(x))
+    if isinstance(x, int):
+        return sympy.Integer(x)
+    x = float(x)
+    if not math.isfinite(x):
+        return sympy.Float(x)
+    if x.is_integer() and abs(x) < 2**53:
+        return sympy.Integer(int(x))
+    r = sympy.Rational(x).limit_denominator(1000)
+    return r if float(r) == x else sympy.Float(x)
+
+
+def sympy_elementwise(op: str, params, args: list) -> sympy.Expr:
+    """The SymPy expression of one elementwise op applied to SymPy ``args``."""
+    if op == "add":
+        return args[0] + args[1]
+    if op == "sub":
+        return args[0] - args[1]
+    if op == "mul":
+        return args[0] * args[1]
+    if op == "div":
+        return args[0] / args[1]
+    if op == "pow":
+        return args[0] ** args[1]
+    if op == "neg":
+        return -args[0]
+    if op == "clamp":
+        lo, hi = params
+        out = args[0]
+        if lo is not None:
+            out = sympy.Max(out, sympy_number(lo))
+        if hi is not None:
+            out = sympy.Min(out, sympy_number(hi))
+        return out
+    return FUNCTIONS[op[3:]][0](*args)
+
+
+# ---------------------------------------------------------------- structural ops: forward and VJP rules
+
+
+def vjp_structural(op: str, params, ct, vals: list, shapes: list, dtypes: list) -> list:
+    """Cotangents of a structural op's tensor inputs (``None`` where none flows)."""
+    if op in ("sum", "mean"):
+        dims, keepdim = params
+        shape = shapes[0]
+        axes = tuple(range(len(shape))) if dims is None else dims
+        g = ct if keepdim or not axes else jnp.expand_dims(ct, axes)
+        g = jnp.broadcast_to(g, shape)
+        if op == "mean":
+            g = g / max(1, int(np.prod([shape[a] for a in axes], dtype=np.int64)))
+        return [g]
+    if op == "reshape":
+        return [ct.reshape(shapes[0])]
+    if op == "permute":
+        return [jnp.transpose(ct, tuple(int(i) for i in np.argsort(params[0])))]
+    if op == "expand":
+        return [sum_to_shape(ct, shapes[0])]
+    if op == "getitem":
+        idx = rebuild_index(params[0], vals[1:])
+        return [jnp.zeros(shapes[0], ct.dtype).at[idx].add(ct)] + [None] * (len(vals) - 1)
+    if op == "matmul":
+        dt = _dtype_by_name(params[0]).numpy_dtype
+        _, pullback = jax.vjp(jnp.matmul, vals[0].astype(dt), vals[1].astype(dt))
+        return list(pullback(ct.astype(dt)))
+    if op == "cast":
+        return [ct.astype(dtypes[0])]
+    if op in ("to", "clone"):
+        return [ct]
+    raise SymdiffError(f"internal: unknown structural op {op!r}")
+
+
+# ---------------------------------------------------------------- the compiled plan
+
+
+class Plan:
+    """Everything derived from one graph structure: segment closed forms and the jitted backward.
+
+    ``fn(cotangent, *inputs)`` returns the gradient of every input that requires
+    grad (in ``grad_positions`` order); ``inputs`` are the values of the
+    graph's inputs in ``input_positions`` order.
+    """
+
+    def __init__(self, key: tuple, simplify):
+        _cache.count("symbolic")
+        self.key = key
+        n = len(key)
+        self.input_positions = [i for i, e in enumerate(key) if e[0] == "in"]
+        self.grad_positions = [i for i in self.input_positions if key[i][3]]
+        self.shapes = [e[1] if e[0] == "in" else e[3] for e in key]
+        self.dtypes = [np.dtype(e[2] if e[0] == "in" else e[4]) for e in key]
+        self.needs_grad = [e[3] if e[0] == "in" else True for e in key]
+        consumers: list[list[int]] = [[] for _ in range(n)]
+        exprs: list[Any] = [None] * n
+        uses: list[frozenset] = [frozenset()] * n
+        for i, e in enumerate(key):
+            if e[0] == "in" or not _is_elementwise(e[0]):
+                exprs[i] = sympy.Symbol(f"t{i}", real=True)
+                uses[i] = frozenset((i,))
+            if e[0] == "in":
+                continue
+            for r in e[2]:
+                if r[0] == "t":
+                    consumers[r[1]].append(i)
+            if _is_elementwise(e[0]):
+                args = [exprs[r[1]] if r[0] == "t" else sympy_number(r[2]) for r in e[2]]
+                exprs[i] = sympy_elementwise(e[0], e[1], args)
+                uses[i] = frozenset().union(*(uses[r[1]] for r in e[2] if r[0] == "t"))
+        g = sympy.Symbol("g", real=True)
+        self.segments: dict[int, tuple] = {}
+        self.derivatives: dict[int, Derivative] = {}
+        for i, e in enumerate(key):
+            if e[0] == "in" or not _is_elementwise(e[0]):
+                continue
+            if i != n - 1 and all(_is_elementwise(key[c][0]) for c in consumers[i]):
+                continue  # written inline into the segments that use it
+            wrt = sorted(j for j in uses[i] if self.needs_grad[j])
+            d = derive(g * exprs[i], wrt=[exprs[j] for j in wrt], simplify=simplify)
+            feeds = ["g" if s.name == "g" else int(s.name[1:]) for s in d.args]
+            self.segments[i] = (d.function, feeds, wrt)
+            self.derivatives[i] = d
+        self.fn = jax.jit(self._traced)
+        self._forward_jit = None
+
+    def forward(self, inputs) -> list:
+        """Every node's value from the input values (replays the recorded operations)."""
+        key = self.key
+        vals: list[Any] = [None] * len(key)
+        for k, i in enumerate(self.input_positions):
+            vals[i] = inputs[k]
+        for i, e in enumerate(key):
+            if e[0] == "in":
+                continue
+            args = [vals[r[1]] if r[0] == "t" else r[2] for r in e[2]]
+            if _is_elementwise(e[0]):
+                vals[i] = apply_elementwise(e[0], e[1], args, self.dtypes[i])
+            else:
+                vals[i] = forward_structural(e[0], e[1], args)
+        return vals
+
+    def backward(self, ct, inputs) -> tuple:
+        """Pure: the gradients of the inputs that require grad, given the output cotangent."""
+        key = self.key
+        n = len(key)
+        vals = self.forward(inputs)
+        cts: list[Any] = [None] * n
+
+        def add(j, g):
+            g = g.astype(self.dtypes[j])
+            cts[j] = g if cts[j] is None else cts[j] + g
+
+        add(n - 1, jnp.broadcast_to(ct, self.shapes[n - 1]))
+        for i in range(n - 1, -1, -1):
+            c, e = cts[i], key[i]
+            if c is None or e[0] == "in":
+                continue
+            if i in self.segments:
+                fn, feeds, wrt = self.segments[i]
+                grads = fn(*[c if f == "g" else vals[f] for f in feeds])
+                for j, gj in zip(wrt, grads):
+                    add(j, gj)
+            elif not _is_elementwise(e[0]):
+                refs = [r[1] for r in e[2] if r[0] == "t"]
+                contributions = vjp_structural(
+                    e[0], e[1], c, [vals[r] for r in refs], [self.shapes[r] for r in refs],
+                    [self.dtypes[r] for r in refs])
+                for r, gr in zip(refs, contributions):
+                    if gr is not None and self.needs_grad[r]:
+                        add(r, gr)
+        return tuple(
+            cts[i] if cts[i] is not None else jnp.zeros(self.shapes[i], self.dtypes[i]) for i in self.grad_positions
+        )
+
+    def _traced(self, ct, *inputs):
+        _cache.count("traces")
+        return self.backward(ct, inputs)
+
+    def value(self, inputs):
+        """The output's value (compiled; used by ``TensorDerivative.value_and_grad``)."""
+        if self._forward_jit is None:
+            def traced(*xs):
+                _cache.count("traces")
+                return self.forward(xs)[-1]
+
+            self._forward_jit = jax.jit(traced)
+        return self._forward_jit(*inputs)
+
+
+def get_plan(key: tuple, simplify=True) -> Plan:
+    """The cached :class:`Plan` of a graph structure."""
+    try:
+        return _PLANS.get_or_create((key, simplify), lambda: Plan(key, simplify))
+    except TypeError as exc:  # an unhashable parameter slipped into the structure
+        raise SymdiffError(f"internal: graph structure is not hashable: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _ones(shape, dtype) -> jax.Array:
+    return jnp.ones(shape, dtype)
+
+
+def _cotangent(y: Tensor, gradient) -> jax.Array:
+    if gradient is None:
+        if y.numel() != 1:
+            raise AutogradError("grad can be implicitly created only for scalar outputs")
+        return _ones(y._value.shape, y._value.dtype)
+    value = gradient._value if isinstance(gradient, Tensor) else jnp.asarray(gradient)
+    try:
+        ok = np.broadcast_shapes(value.shape, y._value.shape) == y._value.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {list(value.shape)} and output[0] "
+                         f"has a shape of {list(y.shape)}.")
+    return jnp.broadcast_to(value, y._value.shape).astype(y._value.dtype)
+
+
+def _accumulate(leaf: Tensor, g: jax.Array) -> None:
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(g)
+    else:
+        with _x64():
+            leaf.grad._value = leaf.grad._value + g.astype(leaf.grad._value.dtype)
+
+
+def run_backward(y: Tensor, gradient=None, inputs=None) -> None:
+    """``y.backward(gradient)``: accumulate into ``.grad`` of every leaf that requires grad."""
+    if not y.requires_grad:
+        raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
+    with _x64():
+        ct = _cotangent(y, gradient)
+        order, key = graph_key(y)
+        plan = get_plan(key)
+        grads = plan.fn(ct, *[order[i]._value for i in plan.input_positions])
+    only = None if inputs is None else {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
+    for i, g in zip(plan.grad_positions, grads):
+        leaf = order[i]
+        if only is None or id(leaf) in only:
+            _accumulate(leaf, g)
+
+
+# ---------------------------------------------------------------- printing: y.derive()
+
+
+class _Structural(sympy.Function):
+    """A structural op in a printed closed form: linear, so ``d/dw op(f) = op(df/dw)``."""
+
+    is_real = True
+    _sd_op = ""
+    _sd_params: Any = ()
+
+    @classmethod
+    def eval(cls, *args):
+        if args[0].is_zero:
+            return sympy.Integer(0)
+        return None
+
+    def _eval_derivative(self, s):
+        return self.func(self.args[0].diff(s))
+
+    def _eval_evalf(self, prec):
+        # printed forms only; numbers come from the Plan. Lowering a constant needs *a* number.
+        return self.args[0]._eval_evalf(prec)
+
+    def _sympystr(self, printer):
+        inner = printer._print(self.args[0])
+        op, params = self._sd_op, self._sd_params
+        if op in ("sum", "mean"):
+            dims, keepdim = params
+            extra = "" if dims is None else f", dim={dims[0] if len(dims) == 1 else dims}"
+            return f"{op}({inner}{extra}{', keepdim=True' if keepdim else ''})"
+        if op == "getitem":
+            atom = self.args[0].is_Atom or isinstance(self.args[0], sympy.Function)
+            return f"{inner if atom else '(' + inner + ')'}[{_index_text(params[0])}]"
+        if op in ("to", "clone"):
+            return inner
+        if op == "cast":
+            return f"{params[0]}({inner})"
+        return f"{self.__class__.__name__}({inner}, {params[0]})"
+
+    def _latex(self, printer):
+        inner = printer._print(self.args[0])
+        if self._sd_op in ("to", "clone"):
+            return inner
+        if self._sd_op == "getitem":
+            return f"\\left({inner}\\right)_{{{_index_text(self._sd_params[0])}}}"
+        return f"\\operatorname{{{self.__class__.__name__}}}\\left({inner}\\right)"
+
+
+class matmul(sympy.Function):
+    """``A @ B`` in a printed closed form (product rule for derivatives)."""
+
+    is_real = True
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_zero or b.is_zero:
+            return sympy.Integer(0)
+        return None
+
+    def _eval_derivative(self, s):
+        a, b = self.args
+        return matmul(a.diff(s), b) + matmul(a, b.diff(s))
+
+    def _eval_evalf(self, prec):
+        return (self.args[0] * self.args[1])._eval_evalf(prec)
+
+    def _latex(self, printer):
+        a, b = (printer._print(x) for x in self.args)
+        return f"\\left({a}\\right) @ \\left({b}\\right)"
+
+
+def _index_text(spec) -> str:
+    parts = []
+    for item in spec:
+        kind = item[0]
+        if kind == "int":
+            parts.append(str(item[1]))
+        elif kind == "none":
+            parts.append("None")
+        elif kind == "ellipsis":
+            parts.append("...")
+        elif kind == "array":
+            parts.append("idx")
+        else:
+            start, stop, step = item[1:]
+            text = f"{'' if start is None else start}:{'' if stop is None else stop}"
+            parts.append(text + ("" if step is None else f":{step}"))
+    return ", ".join(parts)
+
+
+_DISPLAY: dict[tuple, type] = {}
+_DISPLAY_NAMES = {"sum": "sum", "mean": "mean", "reshape": "reshape", "permute": "permute", "expand": "expand",
+                  "getitem": "getitem", "cast": "cast", "to": "to", "clone": "clone"}
+
+
+def _display_class(op: str, params) -> type:
+    """The SymPy function class printing ``op`` with these static parameters (one per distinct op)."""
+    found = _DISPLAY.get((op, params))
+    if found is None:
+        name = _DISPLAY_NAMES[op]
+        if op == "permute" and params[0] == tuple(reversed(range(len(params[0])))):
+            name = "transpose"
+        found = type(name, (_Structural,), {"_sd_op": op, "_sd_params": params, "nargs": 1})
+
+        def lowered(x, _op=op, _params=params):
+            return forward_structural(_op, _params, [x])
+
+        # printed forms must stay lowerable for derive(); the numbers come from the Plan instead
+        register_jax_function(found, lowered, name=f"tensor_{name}_{len(_DISPLAY)}")
+        _DISPLAY[(op, params)] = found
+    return found
+
+
+_matmul_registered = False
+
+
+def _display_matmul(a, b):
+    global _matmul_registered
+    if not _matmul_registered:
+        register_jax_function(matmul, jnp.matmul, name="tensor_matmul")
+        _matmul_registered = True
+    return matmul(a, b)
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _input_names(order: list[Tensor], positions: list[int], frame) -> list[str]:
+    """``name=`` if given, else the caller's variable name, else ``x0, x1, ...``; all distinct."""
+    by_id: dict[int, str] = {}
+    if frame is not None:
+        for scope in (frame.f_locals, frame.f_globals):
+            for k, v in scope.items():
+                if isinstance(v, Tensor) and id(v) not in by_id and _NAME.match(k) and k not in ("g",):
+                    by_id[id(v)] = k
+    wanted = [order[i].name or by_id.get(id(order[i])) for i in positions]
+    used: set[str] = set()
+    names = []
+    counter = 0
+    for w in wanted:
+        if w is None or w in used or not _NAME.match(w):
+            while f"x{counter}" in used or f"x{counter}" in wanted:
+                counter += 1
+            w = f"x{counter}"
+        used.add(w)
+        names.append(w)
+    return names
+
+
+def display_expression(key: tuple, names: dict[int, str]) -> sympy.Expr:
+    """The whole recorded computation as one SymPy expression (structural ops as named functions)."""
+    exprs: list[Any] = [None] * len(key)
+    for i, e in enumerate(key):
+        if e[0] == "in":
+            exprs[i] = sympy.Symbol(names[i], real=True)
+            continue
+        args = [exprs[r[1]] if r[0] == "t" else sympy_number(r[2]) for r in e[2]]
+        if _is_elementwise(e[0]):
+            exprs[i] = sympy_elementwise(e[0], e[1], args)
+        elif e[0] == "matmul":
+            exprs[i] = _display_matmul(args[0], args[1])
+        else:
+            exprs[i] = _display_class(e[0], e[1])(args[0])
+    return exprs[-1]
+
+
+def derive_tensor(y: Tensor, frame, simplify=True) -> "TensorDerivative":
+    """``y.derive()``: closed forms of y by its grad leaves, evaluated through y's Plan."""
+    if not y.requires_grad:
+        raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
+    order, key = graph_key(y)
+    plan = get_plan(key)
+    names_list = _input_names(order, plan.input_positions, frame)
+    names = dict(zip(plan.input_positions, names_list))
+    expr = display_expression(key, names)
+    wrt_positions = sorted(plan.grad_positions, key=lambda i: _natural(names[i]))
+    base = derive(expr, wrt=[sympy.Symbol(names[i], real=True) for i in wrt_positions], simplify=simplify)
+    values = [order[i]._value for i in plan.input_positions]
+    return TensorDerivative(base, plan, names, values, wrt_positions)
+
+
+def _natural(name: str):
+    from ._capture import natural_key
+
+    return natural_key(name)
+
+
+class TensorDerivative(Derivative):
+    """The :class:`~symdiff.Derivative` of a recorded tensor computation.
+
+    It prints like any derivative. Calling it evaluates the gradients (as
+    ``y.backward(ones)`` would) through the graph's compiled plan: at the
+    recorded values, or at new values given by name (same shapes).
+    """
+
+    def __init__(self, base: Derivative, plan: Plan, names: dict[int, str], values: list, wrt_positions: list[int]):
+        self.__dict__.update(base.__dict__)
+        self._plan = plan
+        self._names = names
+        self._values = values
+        self._wrt_positions = wrt_positions
+
+    def _inputs(self, args: tuple, kwargs: dict) -> list:
+        plan = self._plan
+        arg_names = [s.name for s in self.args]
+        if len(args) > len(arg_names):
+            raise InputError(f"got {len(args)} positional inputs but the derivative takes {len(arg_names)}: "
+                             f"{', '.join(arg_names)}")
+        given = dict(zip(arg_names, args))
+        for k, v in kwargs.items():
+            if k in given:
+                raise InputError(f"input {k!r} given both by position and by name")
+            given[k] = v
+        position = {name: k for k, name in enumerate(self._names[i] for i in plan.input_positions)}
+        values = list(self._values)
+        for name, v in given.items():
+            if name not in position:
+                raise InputError(f"unexpected input {name!r}; the derivative takes {', '.join(arg_names)}")
+            k = position[name]
+            old = values[k]
+            with _x64():
+                new = jnp.asarray(v._value if isinstance(v, Tensor) else v, dtype=old.dtype)
+            if new.shape != old.shape:
+                raise ShapeError(f"input {name!r} has shape {tuple(new.shape)}; the recorded computation "
+                                 f"used {tuple(old.shape)}")
+            values[k] = new
+        return values
+
+    def _grads(self, cotangent, args, kwargs):
+        plan = self._plan
+        values = self._inputs(args, kwargs)
+        shape, dtype = plan.shapes[-1], plan.dtypes[-1]
+        with _x64():
+            ct = jnp.ones(shape, dtype) if cotangent is None else jnp.broadcast_to(
+                jnp.asarray(cotangent._value if isinstance(cotangent, Tensor) else cotangent, dtype), shape)
+            grads = plan.fn(ct, *values)
+        by_position = dict(zip(plan.grad_positions, grads))
+        return tuple(by_position[i] for i in self._wrt_positions)
+
+    def __call__(self, *args, **kwargs):
+        """The gradients (``y.backward(ones)``), one per wrt leaf, at the recorded or given values."""
+        return self._grads(None, args, kwargs)
+
+    def vjp(self, cotangent, *args, **kwargs):
+        """``y.backward(gradient=cotangent)``'s gradients, one per wrt leaf."""
+        return self._grads(cotangent, args, kwargs)
+
+    def value_and_grad(self, *args, **kwargs):
+        values = self._inputs(args, kwargs)
+        with _x64():
+            value = self._plan.value(values)
+        return value, self._grads(None, args, kwargs)
+
+    @property
+    def function(self):
+        """A pure JAX function of the inputs in ``self.args`` order, returning the gradients."""
+        plan = self._plan
+        names = [s.name for s in self.args]
+
+        def gradients(*xs):
+            values = list(self._values)
+            position = {self._names[i]: k for k, i in enumerate(plan.input_positions)}
+            for name, x in zip(names, xs):
+                values[position[name]] = x
+            grads = plan.backward(jnp.ones(plan.shapes[-1], plan.dtypes[-1]), values)
+            by_position = dict(zip(plan.grad_positions, grads))
+            return tuple(by_position[i] for i in self._wrt_positions)
+
+        return gradients
+
+    def array(self, *args, **kwargs):
+        raise SymdiffError("array() is for elementwise expressions; a tensor computation with reductions has no "
+                           "per-element derivative array. Call the derivative instead.")
+
+    def save(self, path) -> None:
+        raise SymdiffError("a tensor computation's derivative cannot be saved; save sd.derive(...) of an expression")
+
+    def check(self, *args, rtol=None, atol=None, **kwargs):
+        """Compare the gradients with ``jax.vjp`` of the replayed computation; raises on disagreement."""
+        from ._errors import CrossCheckError
+
+        plan = self._plan
+        values = self._inputs(args, kwargs)
+        ours = self._grads(None, args, kwargs)
+        grad_ks = [plan.input_positions.index(i) for i in self._wrt_positions]
+        with _x64():
+            def f(*ws):
+                vs = list(values)
+                for k, w in zip(grad_ks, ws):
+                    vs[k] = w
+                return plan.forward(vs)[-1]
+
+            out, pullback = jax.vjp(f, *[values[k] for k in grad_ks])
+            ref = pullback(jnp.ones_like(out))
+        errors = [float(jnp.max(jnp.abs(a - b))) if a.size else 0.0 for a, b in zip(ours, ref)]
+        report = _Report(max(errors, default=0.0), [n.name for n in self.wrt], errors)
+        tol = atol if atol is not None else 1e-4 * max(1.0, max((float(jnp.max(jnp.abs(r))) for r in ref
+                                                                  if r.size), default=1.0))
+        if report.max_abs_error > tol:
+            raise CrossCheckError(report)
+        return report
+
+
+class _Report:
+    def __init__(self, max_abs_error: float, names: list[str], errors: list[float]):
+        self.max_abs_error = max_abs_error
+        self.ok = True
+        self._lines = [f"d/d{n}: max abs error {e:.3g} vs jax.vjp" for n, e in zip(names, errors)]
+
+    def __str__(self) -> str:
+        return "\n".join(self._lines)

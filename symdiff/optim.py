@@ -1,0 +1,187 @@
+"""PyTorch-style optimisers over symdiff tensors, built on optax.
+
+>>> import symdiff as sd
+>>> from symdiff._tensor import tensor
+>>> from symdiff.optim import SGD
+>>> w = tensor([1.0], requires_grad=True)
+>>> opt = SGD([w], lr=0.1)
+>>> (w**2).sum().backward()
+>>> opt.step(); opt.zero_grad()
+>>> w, w.grad
+(tensor([0.8000], requires_grad=True), None)
+
+Each optimiser keeps an optax state for its parameters and applies one jitted
+update per ``step()`` to every parameter that has a gradient, in place (the
+parameter tensors stay the same objects). ``param_groups[i]["lr"]`` may be
+changed between steps, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from . import _cache
+from ._errors import SymdiffError
+from ._tensor import Tensor, _x64
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+class Optimizer:
+    """Base class: an optax transformation applied to a list of tensors in place.
+
+    Args:
+        params: tensors that require grad (or a list of dicts with a ``"params"`` key).
+        make: ``make(learning_rate, **other_hyperparameters) -> optax.GradientTransformation``.
+        defaults: the hyperparameters; ``lr`` may change between steps, the others are fixed.
+    """
+
+    def __init__(self, params: Iterable, make: Callable[..., optax.GradientTransformation], defaults: dict):
+        groups = list(params)
+        if not groups:
+            raise SymdiffError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        for group in groups:
+            group = {**self.defaults, **group, "params": list(group["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor):
+                    raise SymdiffError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+                if not p.is_leaf:
+                    raise SymdiffError("can't optimize a non-leaf Tensor")
+            self.param_groups.append(group)
+        self._make = make
+        self._transforms = []
+        self._states = []
+        for group in self.param_groups:
+            fixed = {k: v for k, v in group.items() if k not in ("params", "lr")}
+            tx = optax.inject_hyperparams(lambda learning_rate, _f=fixed: make(learning_rate, **_f))(
+                **self._hyperparameters(group))
+            with _x64():
+                state = tx.init([p._value for p in group["params"]])
+            self._transforms.append(tx)
+            self._states.append(state)
+        self._updates = [jax.jit(self._counting(tx)) for tx in self._transforms]
+
+    @staticmethod
+    def _counting(tx):
+        def update(grads, state, params, hyper):
+            _cache.count("traces")
+            for name, value in hyper.items():
+                state.hyperparams[name] = jnp.asarray(value, dtype=jnp.asarray(state.hyperparams[name]).dtype)
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        return update
+
+    def _hyperparameters(self, group: dict) -> dict:
+        return {"learning_rate": group["lr"]}
+
+    @property
+    def state(self) -> list:
+        """The optax states, one per parameter group."""
+        return self._states
+
+    def step(self, closure: Callable[[], Any] | None = None):
+        """One update of every parameter with a gradient (parameters without one keep their value)."""
+        loss = None
+        if closure is not None:
+            loss = closure()
+        for k, group in enumerate(self.param_groups):
+            params = group["params"]
+            with _x64():
+                grads = [p.grad._value if p.grad is not None else jnp.zeros_like(p._value) for p in params]
+                values = [p._value for p in params]
+                hyper = {"learning_rate": float(group["lr"])}
+                new, self._states[k] = self._updates[k](grads, self._states[k], values, hyper)
+            for p, v, g in zip(params, new, grads):
+                if p.grad is not None:
+                    p._value = v.astype(p._value.dtype)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (``set_to_none=False``: set them to zero instead)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for k, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {k}")
+            lines += [f"    {name}: {value}" for name, value in group.items() if name != "params"]
+        return "\n".join(lines + [")"])
+
+
+def _sgd(learning_rate, momentum=0.0, weight_decay=0.0, nesterov=False):
+    parts = []
+    if weight_decay:
+        parts.append(optax.add_decayed_weights(weight_decay))
+    parts.append(optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov))
+    return optax.chain(*parts)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (``optax.sgd``), PyTorch's ``torch.optim.SGD`` signature.
+
+    >>> from symdiff._tensor import tensor
+    >>> w = tensor([2.0], requires_grad=True)
+    >>> opt = SGD([w], lr=0.25)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w
+    tensor([1.], requires_grad=True)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False):
+        if lr < 0:
+            raise SymdiffError(f"Invalid learning rate: {lr}")
+        super().__init__(
+            params,
+            lambda learning_rate, momentum, weight_decay: _sgd(learning_rate, momentum, weight_decay, nesterov),
+            {"lr": lr, "momentum": momentum, "weight_decay": weight_decay},
+        )
+
+
+def _adam(learning_rate, b1, b2, eps, weight_decay):
+    parts = []
+    if weight_decay:
+        parts.append(optax.add_decayed_weights(weight_decay))  # PyTorch's Adam: L2 added to the gradient
+    parts.append(optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+    return optax.chain(*parts)
+
+
+class Adam(Optimizer):
+    """Adam (``optax.adam``), PyTorch's ``torch.optim.Adam`` signature (``betas``, ``eps``, ``weight_decay``)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        if lr < 0:
+            raise SymdiffError(f"Invalid learning rate: {lr}")
+        super().__init__(
+            params,
+            lambda learning_rate, b1, b2, eps, weight_decay: _adam(learning_rate, b1, b2, eps, weight_decay),
+            {"lr": lr, "b1": betas[0], "b2": betas[1], "eps": eps, "weight_decay": weight_decay},
+        )
+
+
+class AdamW(Optimizer):
+    """AdamW (``optax.adamw``, decoupled weight decay), PyTorch's ``torch.optim.AdamW`` signature."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(
+            params,
+            lambda learning_rate, b1, b2, eps, weight_decay: optax.adamw(
+                learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay),
+            {"lr": lr, "b1": betas[0], "b2": betas[1], "eps": eps, "weight_decay": weight_decay},
+        )
