@@ -9,7 +9,7 @@ import sympy
 
 from ._capture import natural_key
 
-__all__ = ["FitResult", "split_residual", "substitute"]
+__all__ = ["FitResult", "rounded", "split_residual", "substitute"]
 
 
 def _digits(dtype: np.dtype) -> int:
@@ -75,6 +75,14 @@ def split_residual(loss: sympy.Expr, data_names: set[str]):
             if sym not in rest.free_symbols:
                 return sym, sympy.expand_mul(-rest / coeff) if coeff != -1 else rest
     return None
+
+
+def rounded(expr, digits: int = 6):
+    """``expr`` (or a ``sympy.Array``) with every float shown to ``digits`` significant digits."""
+    if isinstance(expr, sympy.NDimArray):
+        return expr.applyfunc(lambda e: rounded(e, digits))
+    floats = expr.atoms(sympy.Float)
+    return expr.xreplace({f: sympy.Float(float(f"{float(f):.{digits}g}"), digits) for f in floats}) if floats else expr
 
 
 def _format_value(value: np.ndarray, digits: int) -> str:
@@ -155,9 +163,9 @@ class FitResult:
         for name in sorted(self.params, key=natural_key):
             lines.append(f"  {name} = {_format_value(self.params[name], digits)}")
         if self.prediction is not None and not isinstance(self.prediction, sympy.NDimArray):
-            lines.append(f"  {self.target} ~ {sympy.sstr(self.prediction)}")
+            lines.append(f"  {self.target} ~ {sympy.sstr(rounded(self.prediction))}")
         elif self.model is not None and not isinstance(self.model, sympy.NDimArray):
-            lines.append(f"  model: {sympy.sstr(self.model)}")
+            lines.append(f"  model: {sympy.sstr(rounded(self.model))}")
         return "\n".join(lines)
 
     __str__ = __repr__
@@ -222,16 +230,24 @@ class FitResult:
             ax2.plot(grid, fitted, "-", lw=2, label="fit")
             ax2.set_xlabel(name)
             ax2.set_ylabel(self.target.name)
-            text = sympy.sstr(self.prediction)
+            text = self.formula(4)
             ax2.set_title(text if len(text) <= 70 else text[:67] + "...", fontsize=9)
             ax2.legend()
             ax2.grid(True, alpha=0.3)
         return fig
 
+    def formula(self, digits: int = 6) -> str:
+        """The fitted model as text with ``digits`` significant digits: ``"y = 2.0*x + 1.0"``.
+
+        For a residual loss ``h(f - y)`` this is ``y = f``; otherwise the loss with the fitted numbers.
+        """
+        if self.prediction is not None:
+            return f"{self.target} = {sympy.sstr(rounded(self.prediction, digits))}"
+        if self.model is None:
+            return "(too many array elements to show)"
+        return sympy.sstr(rounded(self.model, digits))
+
     def summary(self) -> str:
         """The readable summary (same as ``repr``)."""
         return repr(self)
 
-
-def _unused(*_: Any) -> None:  # pragma: no cover - keeps linters quiet about re-exports
-    return None
