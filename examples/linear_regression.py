@@ -14,7 +14,6 @@ import time
 
 import sympy
 
-import symdiff as sd
 from symdiff._tensor import linspace, manual_seed, no_grad, randn, tensor
 from symdiff.optim import SGD
 
@@ -35,7 +34,7 @@ def model_text(w, b) -> str:
 # ---- 1. the manual loop
 w = tensor(0.0, requires_grad=True)
 b = tensor(0.0, requires_grad=True)
-for step in range(STEPS):
+for _step in range(STEPS):
     loss = ((w * x + b - y) ** 2).mean()
     loss.backward()
     with no_grad():
@@ -52,7 +51,7 @@ print("learned model:", model_text(w, b))
 w = tensor(0.0, requires_grad=True)
 b = tensor(0.0, requires_grad=True)
 optimizer = SGD([w, b], lr=LR)
-for step in range(STEPS):
+for _step in range(STEPS):
     optimizer.zero_grad()
     loss = ((w * x + b - y) ** 2).mean()
     loss.backward()

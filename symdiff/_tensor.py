@@ -193,7 +193,7 @@ class device:
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type: str | "device", index: int | None = None):
+    def __init__(self, type: str | device, index: int | None = None):
         if isinstance(type, device):
             type, index = type.type, type.index if index is None else index
         if not isinstance(type, str):
@@ -375,7 +375,7 @@ class Tensor:
         self.requires_grad = requires_grad
 
     @classmethod
-    def _wrap(cls, value: jax.Array, node: Node | None = None) -> "Tensor":
+    def _wrap(cls, value: jax.Array, node: Node | None = None) -> Tensor:
         t = object.__new__(cls)
         t._value = value
         t._node = node
@@ -406,7 +406,7 @@ class Tensor:
             )
         self._requires_grad = value
 
-    def requires_grad_(self, requires_grad: builtins.bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
         self.requires_grad = requires_grad
         return self
 
@@ -480,7 +480,7 @@ class Tensor:
         return self._value
 
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         """The values without the recorded history (shares nothing mutable)."""
         return self.detach()
 
@@ -498,15 +498,15 @@ class Tensor:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return builtins.int(self.item())
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         return Tensor._wrap(self._value)
 
-    def clone(self) -> "Tensor":
+    def clone(self) -> Tensor:
         if self.requires_grad and is_grad_enabled():
             return _structural("clone", (), (self,), "CloneBackward0", self._value)
         return Tensor._wrap(jnp.array(self._value, copy=True))
 
-    def to(self, *args, dtype=None, device=None, copy: builtins.bool = False) -> "Tensor":
+    def to(self, *args, dtype=None, device=None, copy: builtins.bool = False) -> Tensor:
         """``x.to("cuda")``, ``x.to(sd.float64)``, ``x.to(other_tensor)``, ``x.to("cpu", sd.float16)``."""
         for a in args:
             if isinstance(a, Tensor):
@@ -529,38 +529,38 @@ class Tensor:
                 out = _structural("to", (), (out,), "ToCopyBackward0", moved) if out._records() else Tensor._wrap(moved)
         return out
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         return self.to("cpu")
 
-    def cuda(self, device=None) -> "Tensor":
+    def cuda(self, device=None) -> Tensor:
         return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, builtins.int) else device))
 
-    def _cast(self, target: dtype) -> "Tensor":
+    def _cast(self, target: dtype) -> Tensor:
         with _x64():
             value = self._value.astype(target.numpy_dtype)
         if self._records() and target.is_floating_point:
             return _structural("cast", (target.name,), (self,), "ToCopyBackward0", value)
         return Tensor._wrap(value)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self._cast(float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self._cast(float64)
 
-    def half(self) -> "Tensor":
+    def half(self) -> Tensor:
         return self._cast(float16)
 
-    def bfloat16(self) -> "Tensor":
+    def bfloat16(self) -> Tensor:
         return self._cast(bfloat16)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         return self._cast(int32)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return self._cast(int64)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         return self._cast(bool_)
 
     def type(self, dtype=None):
@@ -624,12 +624,18 @@ class Tensor:
 
         return derive_tensor(self, sys._getframe(1), simplify)
 
+    def __symdiff_expr__(self):
+        """The recorded elementwise computation as a SymPy expression, so ``sd.derive(y)`` works on it."""
+        from ._tensor_graph import symbolic_expression
+
+        return symbolic_expression(self)
+
     def retain_grad(self) -> None:
         raise SymdiffError("retain_grad is not supported; call .derive() to see gradients of intermediates")
 
     # ---- in-place updates (for parameters under no_grad)
 
-    def _inplace(self, value) -> "Tensor":
+    def _inplace(self, value) -> Tensor:
         if self._requires_grad and is_grad_enabled():
             if self._node is None:
                 raise AutogradError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -649,35 +655,35 @@ class Tensor:
     def _other_value(self, other):
         return other._value if isinstance(other, Tensor) else other
 
-    def add_(self, other, alpha=1) -> "Tensor":
+    def add_(self, other, alpha=1) -> Tensor:
         with _x64():
             return self._inplace(self._value + alpha * self._other_value(other))
 
-    def sub_(self, other, alpha=1) -> "Tensor":
+    def sub_(self, other, alpha=1) -> Tensor:
         with _x64():
             return self._inplace(self._value - alpha * self._other_value(other))
 
-    def mul_(self, other) -> "Tensor":
+    def mul_(self, other) -> Tensor:
         with _x64():
             return self._inplace(self._value * self._other_value(other))
 
-    def div_(self, other) -> "Tensor":
+    def div_(self, other) -> Tensor:
         with _x64():
             return self._inplace(self._value / self._other_value(other))
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         return self._inplace(jnp.zeros_like(self._value))
 
-    def fill_(self, value) -> "Tensor":
+    def fill_(self, value) -> Tensor:
         return self._inplace(jnp.full_like(self._value, self._other_value(value)))
 
-    def copy_(self, src) -> "Tensor":
+    def copy_(self, src) -> Tensor:
         return self._inplace(src._value if isinstance(src, Tensor) else jnp.asarray(src))
 
-    def normal_(self, mean=0.0, std=1.0) -> "Tensor":
+    def normal_(self, mean=0.0, std=1.0) -> Tensor:
         return self._inplace(mean + std * jax.random.normal(_next_key(), self._value.shape, jnp.float32))
 
-    def uniform_(self, a=0.0, b=1.0) -> "Tensor":
+    def uniform_(self, a=0.0, b=1.0) -> Tensor:
         return self._inplace(jax.random.uniform(_next_key(), self._value.shape, jnp.float32, a, b))
 
     __iadd__ = add_

@@ -19,9 +19,11 @@ runs one compiled call per ``backward`` from its second iteration on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
+import threading
 from typing import Any
 
 import jax
@@ -32,9 +34,9 @@ import sympy
 from . import _cache
 from ._compile import sum_to_shape
 from ._derive import Derivative, derive
-from ._errors import InputError, ShapeError, SymdiffError
+from ._errors import CaptureError, InputError, ShapeError, SymdiffError
 from ._functions import FUNCTIONS
-from ._lower import register_jax_function
+from ._lower import FUNCTION_TABLE, register_jax_function
 from ._tensor import (
     AutogradError,
     Tensor,
@@ -439,6 +441,9 @@ def _index_text(spec) -> str:
 _DISPLAY: dict[tuple, type] = {}
 _DISPLAY_NAMES = {"sum": "sum", "mean": "mean", "reshape": "reshape", "permute": "permute", "expand": "expand",
                   "getitem": "getitem", "cast": "cast", "to": "to", "clone": "clone"}
+# display class -> (JAX function, unique name) for the time of a derive() call (see _display_lowerings)
+_LOWERINGS: dict[type, tuple] = {matmul: (jnp.matmul, "tensor_matmul")}
+_LOWERING_LOCK = threading.RLock()
 
 
 def _display_class(op: str, params) -> type:
@@ -453,21 +458,30 @@ def _display_class(op: str, params) -> type:
         def lowered(x, _op=op, _params=params):
             return forward_structural(_op, _params, [x])
 
-        # printed forms must stay lowerable for derive(); the numbers come from the Plan instead
-        register_jax_function(found, lowered, name=f"tensor_{name}_{len(_DISPLAY)}")
+        _LOWERINGS[found] = (lowered, f"tensor_{name}_{len(_DISPLAY)}")
         _DISPLAY[(op, params)] = found
     return found
 
 
-_matmul_registered = False
+@contextlib.contextmanager
+def _display_lowerings(expr: sympy.Expr):
+    """Make the display classes in ``expr`` lowerable while derive() builds its kernel, then forget them.
 
-
-def _display_matmul(a, b):
-    global _matmul_registered
-    if not _matmul_registered:
-        register_jax_function(matmul, jnp.matmul, name="tensor_matmul")
-        _matmul_registered = True
-    return matmul(a, b)
+    derive() compiles every closed form, so the printed functions need *some*
+    JAX lowering; the numbers of a TensorDerivative come from its Plan instead.
+    Removing the entries afterwards keeps the core's lowering table exactly
+    the language's (the built kernel keeps its own copy of the names).
+    """
+    classes = {type(node) for node in sympy.preorder_traversal(expr) if type(node) in _LOWERINGS}
+    with _LOWERING_LOCK:
+        for cls in classes:
+            fn, name = _LOWERINGS[cls]
+            register_jax_function(cls, fn, name=name)
+        try:
+            yield
+        finally:
+            for cls in classes:
+                FUNCTION_TABLE.pop(cls, None)
 
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -506,13 +520,25 @@ def display_expression(key: tuple, names: dict[int, str]) -> sympy.Expr:
         if _is_elementwise(e[0]):
             exprs[i] = sympy_elementwise(e[0], e[1], args)
         elif e[0] == "matmul":
-            exprs[i] = _display_matmul(args[0], args[1])
+            exprs[i] = matmul(args[0], args[1])
         else:
             exprs[i] = _display_class(e[0], e[1])(args[0])
     return exprs[-1]
 
 
-def derive_tensor(y: Tensor, frame, simplify=True) -> "TensorDerivative":
+def symbolic_expression(y: Tensor) -> sympy.Expr:
+    """The SymPy expression of an elementwise tensor computation (what ``sd.derive(tensor)`` captures)."""
+    order, key = graph_key(y)
+    structural = sorted({e[0] for e in key if e[0] != "in" and not _is_elementwise(e[0])})
+    if structural:
+        raise CaptureError(f"this tensor computation uses {', '.join(structural)}, which have no elementwise "
+                           "meaning for sd.derive; call y.derive() instead")
+    positions = [i for i, e in enumerate(key) if e[0] == "in"]
+    names = _input_names(order, positions, None)
+    return display_expression(key, dict(zip(positions, names)))
+
+
+def derive_tensor(y: Tensor, frame, simplify=True) -> TensorDerivative:
     """``y.derive()``: closed forms of y by its grad leaves, evaluated through y's Plan."""
     if not y.requires_grad:
         raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
@@ -522,7 +548,8 @@ def derive_tensor(y: Tensor, frame, simplify=True) -> "TensorDerivative":
     names = dict(zip(plan.input_positions, names_list))
     expr = display_expression(key, names)
     wrt_positions = sorted(plan.grad_positions, key=lambda i: _natural(names[i]))
-    base = derive(expr, wrt=[sympy.Symbol(names[i], real=True) for i in wrt_positions], simplify=simplify)
+    with _display_lowerings(expr):
+        base = derive(expr, wrt=[sympy.Symbol(names[i], real=True) for i in wrt_positions], simplify=simplify)
     values = [order[i]._value for i in plan.input_positions]
     return TensorDerivative(base, plan, names, values, wrt_positions)
 

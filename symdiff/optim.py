@@ -100,9 +100,9 @@ class Optimizer:
                 values = [p._value for p in params]
                 hyper = {"learning_rate": float(group["lr"])}
                 new, self._states[k] = self._updates[k](grads, self._states[k], values, hyper)
-            for p, v, g in zip(params, new, grads):
-                if p.grad is not None:
-                    p._value = v.astype(p._value.dtype)
+                for p, v in zip(params, new):
+                    if p.grad is not None:
+                        p._value = v if v.dtype == p._value.dtype else v.astype(p._value.dtype)
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
