@@ -32,9 +32,9 @@ import optax
 import sympy
 
 from . import _cache
-from ._capture import capture, natural_key
+from ._capture import natural_key
 from ._compile import sum_to_shape
-from ._derive import derive
+from ._derive import _capture_cached, derive
 from ._errors import DeviceError, InputError, ShapeError, SymdiffError
 from ._fit_result import FitResult
 from ._placement import available_devices, infer_float_dtype, resolve_device, resolve_float_dtype, x64_scope
@@ -82,7 +82,7 @@ def chunk_size(steps: int) -> int:
     return min(MAX_CHUNK, 1 << (target.bit_length() - 1))
 
 
-def _make_optimizer(optimizer, lr) -> tuple[optax.GradientTransformationExtraArgs, str, Any]:
+def _make_optimizer(optimizer, lr, dtype: np.dtype) -> tuple[optax.GradientTransformationExtraArgs, str, Any]:
     """(transformation accepting value/grad/value_fn extra args, display name, cache key)."""
     if isinstance(optimizer, str):
         name = optimizer.strip().lower()
@@ -96,20 +96,23 @@ def _make_optimizer(optimizer, lr) -> tuple[optax.GradientTransformationExtraArg
                     or not math.isfinite(lr) or lr <= 0:
                 raise InputError(f"lr must be a positive number or None; got {lr!r}")
             lr = float(lr)
-        if name == "sgd":
-            tx = optax.sgd(lr)
-        elif name == "adam":
-            tx = optax.adam(lr)
-        elif name == "adamw":
-            tx = optax.adamw(lr)
-        else:
+        if name == "lbfgs":
             tx = optax.lbfgs(learning_rate=lr)
+            key = (name, lr)
+        else:
+            # the learning rate lives in the optimiser state: another lr reuses the compiled fit. The
+            # hyperparameters stay at least float32 (0.999 is 1 in bfloat16: Adam's bias correction would be inf)
+            factory = {"sgd": optax.sgd, "adam": optax.adam, "adamw": optax.adamw}[name]
+            hyper = np.dtype(np.promote_types(dtype, np.float32))
+            tx = optax.inject_hyperparams(factory, hyperparam_dtype=hyper)(learning_rate=lr)
+            key = (name, hyper.name)
         shown = name if lr is None else f"{name}(lr={lr:g})"
-        return optax.with_extra_args_support(tx), shown, (name, lr)
+        return optax.with_extra_args_support(tx), shown, key
     if isinstance(optimizer, optax.GradientTransformation):
         try:
-            key = hash(optimizer) and optimizer
-        except TypeError:
+            hash(optimizer)
+            key = optimizer
+        except TypeError:  # kept alive by the cached runner, so the id stays unique
             key = ("id", id(optimizer))
         return optax.with_extra_args_support(optimizer), "optax transformation", key
     raise InputError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or an optax.GradientTransformation; "
@@ -380,7 +383,7 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
         raise InputError(f"seed must be an integer; got {seed!r}")
 
     # ---- the loss and its symbols
-    captured = capture(loss)
+    captured = _capture_cached(loss)  # text is parsed once per process
     if captured.vector:
         raise InputError("the loss must be one scalar expression, not a list")
     expr = captured.outputs[0]
@@ -454,7 +457,7 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
         )
     dtype = resolved
     device_list = _resolve_devices(devices)
-    tx, opt_name, opt_key = _make_optimizer(optimizer, lr)
+    tx, opt_name, opt_key = _make_optimizer(optimizer, lr, dtype)
 
     # ---- symbolic: the closed-form gradient (cached like derive)
     derivative = derive(expr, wrt=list(param_names), dtype=dtype)

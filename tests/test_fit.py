@@ -236,8 +236,8 @@ def test_chunks_compile_once_and_are_reused():
     after_first = _cache.stats()["fit_traces"]
     assert after_first - before == 1  # one trace for all chunks, the partial last chunk included
     assert r.loss_history.shape == (70,)
-    # same problem, other values, seed and step count of the same chunk length: no new trace
-    r2 = quiet(LINE, {"w": 1.0, "b": -1.0}, line_data(n=33, seed=5), steps=79, optimizer="adam", lr=0.05, seed=9)
+    # same problem, other values, seed, learning rate and step count of the same chunk length: no new trace
+    r2 = quiet(LINE, {"w": 1.0, "b": -1.0}, line_data(n=33, seed=5), steps=79, optimizer="adam", lr=0.2, seed=9)
     assert _cache.stats()["fit_traces"] == after_first
     assert r2.loss_history.shape == (79,)
 
@@ -273,6 +273,14 @@ def test_dtype_inference_and_override():
     assert r.params["w"].dtype == np.float32
     with pytest.raises(sd.DtypeError):
         quiet(LINE, {"w": 0.0, "b": 0.0}, lists, steps=5, dtype="int8")
+
+
+def test_bfloat16_fit_moves_and_stays_finite():
+    # Adam's hyperparameters stay float32 (b2=0.999 rounds to 1 in bfloat16, which would make its update NaN)
+    r = quiet(LINE, {"w": 0.0, "b": 0.0}, line_data(), steps=100, optimizer="adam", lr=0.1, dtype="bfloat16")
+    assert r.params["w"].dtype == jax.numpy.bfloat16 and not r.stopped_early
+    assert float(r.params["w"]) == pytest.approx(3.0, abs=0.1)
+    assert r.loss_history.dtype == np.float32
 
 
 def test_float64_really_computes_in_float64():
