@@ -214,15 +214,22 @@ def test_minibatches_reproducible_and_seeded():
 
 
 def test_minibatch_epochs_visit_every_row_once():
-    # loss = (w - i)**2 averaged over a batch: the gradient step of plain SGD with lr=0.5 moves w onto the
-    # batch mean, so the recorded losses reveal the batches; one epoch of 4 batches of 5 covers rows 0..19
-    rows = np.arange(20.0)
-    r = quiet("(w - i)**2", {"w": 0.0}, {"i": rows}, steps=4, optimizer="sgd", lr=0.5, batch_size=5, seed=3)
-    assert np.all(np.isfinite(r.loss_history))
-    r2 = quiet("(w - i)**2", {"w": 0.0}, {"i": rows}, steps=4, optimizer="sgd", lr=0.5, batch_size=5, seed=3)
-    np.testing.assert_array_equal(r.loss_history, r2.loss_history)
-    # after one whole epoch the mean of the batch means is the data mean; w sits on the last batch mean
-    assert 0.0 <= float(r.params["w"]) <= 19.0
+    # objective mean(w * e) over a batch of one-hot rows e: its gradient marks the rows in the batch, and
+    # sgd with lr = 5 rows * 20 columns moves w[i] by exactly -1 for each visit of row i
+    one_hot = np.eye(20, dtype=np.float32)
+
+    def visits(steps, seed):
+        r = quiet("w*e", {"w": np.zeros(20, np.float32)}, {"e": one_hot}, steps=steps, optimizer="sgd",
+                  lr=100.0, batch_size=5, seed=seed)
+        return -r.params["w"]
+
+    first = visits(1, seed=3)
+    assert sorted(first) == [0.0] * 15 + [1.0] * 5  # one batch: 5 distinct rows
+    np.testing.assert_array_equal(visits(3, seed=3)[first == 1], 1.0)  # the same first batch again
+    assert sorted(visits(3, seed=3)) == [0.0] * 5 + [1.0] * 15  # 3 batches of an epoch: no row twice
+    np.testing.assert_array_equal(visits(4, seed=3), 1.0)  # a whole epoch: every row exactly once
+    np.testing.assert_array_equal(visits(8, seed=3), 2.0)  # two epochs, reshuffled
+    assert not np.array_equal(visits(1, seed=4), first)  # another seed, another order
 
 
 # ---------------------------------------------------------------- chunks, compilation, progress
