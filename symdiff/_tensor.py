@@ -481,8 +481,15 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """The values without the recorded history (shares nothing mutable)."""
-        return self.detach()
+        """The values without the recorded history; in-place updates of it update this tensor (``w.data -= ...``)."""
+        alias = object.__new__(_DataAlias)
+        alias._value, alias._node, alias._requires_grad, alias.grad, alias.name = self._value, None, False, None, None
+        alias._owner = self
+        return alias
+
+    @data.setter
+    def data(self, other) -> None:
+        self._value = other._value if isinstance(other, Tensor) else _to_array(other, self.dtype, None)
 
     def __float__(self) -> float:
         return builtins.float(self.item())
@@ -936,6 +943,17 @@ class Tensor:
         with _x64():
             new = self._value.at[idx].set(jnp.asarray(_value_of(value), dtype=self._value.dtype))
         self._inplace(new)
+
+
+class _DataAlias(Tensor):
+    """``t.data``: a tensor without history whose in-place updates write through to ``t``."""
+
+    __slots__ = ("_owner",)
+
+    def _inplace(self, value) -> Tensor:
+        Tensor._inplace(self, value)
+        self._owner._value = self._value
+        return self
 
 
 # elementwise math methods: x.exp(), x.sin(), x.sigmoid(), ...

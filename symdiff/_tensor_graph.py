@@ -51,6 +51,7 @@ __all__ = ["Plan", "run_backward", "derive_tensor", "TensorDerivative", "graph_k
 
 PLAN_CACHE_SIZE = 256
 _PLANS = _cache.LRUCache("tensor backward plans", PLAN_CACHE_SIZE)
+_SEGMENTS = _cache.LRUCache("tensor segment derivatives", PLAN_CACHE_SIZE)
 
 _ELEMENTWISE_OPS = {"add", "sub", "mul", "div", "pow", "neg", "clamp"}
 
@@ -181,6 +182,47 @@ def vjp_structural(op: str, params, ct, vals: list, shapes: list, dtypes: list) 
 # ---------------------------------------------------------------- the compiled plan
 
 
+def _derive_segments(key: tuple, simplify) -> tuple[dict, dict]:
+    """SymPy work for a graph structure without shapes: each segment's closed-form VJP, compiled by derive().
+
+    ``key`` entries: ``("in", requires_grad)`` or ``(op, params, refs)``.
+    Returns ``{segment root: (function, feeds, wrt)}`` and the Derivatives.
+    """
+    _cache.count("symbolic")
+    n = len(key)
+    needs_grad = [e[1] if e[0] == "in" else True for e in key]
+    consumers: list[list[int]] = [[] for _ in range(n)]
+    exprs: list[Any] = [None] * n
+    uses: list[frozenset] = [frozenset()] * n
+    for i, e in enumerate(key):
+        if e[0] == "in" or not _is_elementwise(e[0]):
+            exprs[i] = sympy.Symbol(f"t{i}", real=True)
+            uses[i] = frozenset((i,))
+        if e[0] == "in":
+            continue
+        for r in e[2]:
+            if r[0] == "t":
+                consumers[r[1]].append(i)
+        if _is_elementwise(e[0]):
+            args = [exprs[r[1]] if r[0] == "t" else sympy_number(r[2]) for r in e[2]]
+            exprs[i] = sympy_elementwise(e[0], e[1], args)
+            uses[i] = frozenset().union(*(uses[r[1]] for r in e[2] if r[0] == "t"))
+    g = sympy.Symbol("g", real=True)
+    segments: dict[int, tuple] = {}
+    derivatives: dict[int, Derivative] = {}
+    for i, e in enumerate(key):
+        if e[0] == "in" or not _is_elementwise(e[0]):
+            continue
+        if i != n - 1 and all(_is_elementwise(key[c][0]) for c in consumers[i]):
+            continue  # written inline into the segments that use it
+        wrt = sorted(j for j in uses[i] if needs_grad[j])
+        d = derive(g * exprs[i], wrt=[exprs[j] for j in wrt], simplify=simplify)
+        feeds = ["g" if s.name == "g" else int(s.name[1:]) for s in d.args]
+        segments[i] = (d.function, feeds, wrt)
+        derivatives[i] = d
+    return segments, derivatives
+
+
 class Plan:
     """Everything derived from one graph structure: segment closed forms and the jitted backward.
 
@@ -190,43 +232,15 @@ class Plan:
     """
 
     def __init__(self, key: tuple, simplify):
-        _cache.count("symbolic")
         self.key = key
-        n = len(key)
         self.input_positions = [i for i, e in enumerate(key) if e[0] == "in"]
         self.grad_positions = [i for i in self.input_positions if key[i][3]]
         self.shapes = [e[1] if e[0] == "in" else e[3] for e in key]
         self.dtypes = [np.dtype(e[2] if e[0] == "in" else e[4]) for e in key]
         self.needs_grad = [e[3] if e[0] == "in" else True for e in key]
-        consumers: list[list[int]] = [[] for _ in range(n)]
-        exprs: list[Any] = [None] * n
-        uses: list[frozenset] = [frozenset()] * n
-        for i, e in enumerate(key):
-            if e[0] == "in" or not _is_elementwise(e[0]):
-                exprs[i] = sympy.Symbol(f"t{i}", real=True)
-                uses[i] = frozenset((i,))
-            if e[0] == "in":
-                continue
-            for r in e[2]:
-                if r[0] == "t":
-                    consumers[r[1]].append(i)
-            if _is_elementwise(e[0]):
-                args = [exprs[r[1]] if r[0] == "t" else sympy_number(r[2]) for r in e[2]]
-                exprs[i] = sympy_elementwise(e[0], e[1], args)
-                uses[i] = frozenset().union(*(uses[r[1]] for r in e[2] if r[0] == "t"))
-        g = sympy.Symbol("g", real=True)
-        self.segments: dict[int, tuple] = {}
-        self.derivatives: dict[int, Derivative] = {}
-        for i, e in enumerate(key):
-            if e[0] == "in" or not _is_elementwise(e[0]):
-                continue
-            if i != n - 1 and all(_is_elementwise(key[c][0]) for c in consumers[i]):
-                continue  # written inline into the segments that use it
-            wrt = sorted(j for j in uses[i] if self.needs_grad[j])
-            d = derive(g * exprs[i], wrt=[exprs[j] for j in wrt], simplify=simplify)
-            feeds = ["g" if s.name == "g" else int(s.name[1:]) for s in d.args]
-            self.segments[i] = (d.function, feeds, wrt)
-            self.derivatives[i] = d
+        shape_free = tuple(("in", e[3]) if e[0] == "in" else e[:3] for e in key)
+        self.segments, self.derivatives = _SEGMENTS.get_or_create(
+            (shape_free, simplify), lambda: _derive_segments(shape_free, simplify))
         self.fn = jax.jit(self._traced)
         self._forward_jit = None
 

@@ -418,6 +418,27 @@ def test_training_loop_does_not_retrace():
     assert sd.cache_stats()["symbolic"] == first["symbolic"] and sd.cache_stats()["traces"] == first["traces"]
 
 
+def test_new_batch_shape_retraces_but_does_not_rederive():
+    w = tensor(1.0, requires_grad=True)
+    ((w * ones(5) - 2) ** 2).sum().backward()
+    before = sd.cache_stats()
+    ((w * ones(7) - 2) ** 2).sum().backward()  # same structure, new shape: a new trace, no SymPy work
+    after = sd.cache_stats()
+    assert after["symbolic"] == before["symbolic"] and after["traces"] == before["traces"] + 1
+    assert w.grad.item() == pytest.approx(-2 * 5 - 2 * 7)
+
+
+def test_data_alias_updates_in_place():
+    w = tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    w.data -= 0.5 * w.grad.data
+    assert w.tolist() == [0.0, 0.0] and w.requires_grad
+    w.grad.data.zero_()
+    assert w.grad.tolist() == [0.0, 0.0]
+    w.data = tensor([3.0, 4.0])
+    assert w.tolist() == [3.0, 4.0]
+
+
 # ---------------------------------------------------------------- factories
 
 
