@@ -60,8 +60,8 @@ print(f"sd.optim.SGD, {STEPS} steps: loss {loss.item():.5f}")
 print("learned model:", model_text(w, b))
 
 
-# ---- 3. optional: time one step after warm-up, next to PyTorch eager
-def bench(n: int = 2000) -> None:
+# ---- 3. optional: time one step after warm-up, next to PyTorch eager (interleaved rounds, best of)
+def bench(rounds: int = 7, n: int = 300) -> None:
     w = tensor(0.0, requires_grad=True)
     b = tensor(0.0, requires_grad=True)
     opt = SGD([w, b], lr=LR)
@@ -73,42 +73,45 @@ def bench(n: int = 2000) -> None:
         opt.step()
         return loss
 
-    for _ in range(20):
-        step()
-    step().item()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        loss = step()
-    loss.item()
-    ours = (time.perf_counter() - t0) / n
-    print(f"symdiff: {ours * 1e6:.1f} us/step (SGD, 100 points, after warm-up)")
+    def timed(fn) -> float:
+        for _ in range(20):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            loss = fn()
+        loss.item()  # wait for the last step
+        return (time.perf_counter() - t0) / n
+
     try:
         import torch
     except ImportError:
+        torch = None
+    if torch is not None:
+        tx = torch.tensor(x.tolist())
+        ty = torch.tensor(y.tolist())
+        tw = torch.tensor(0.0, requires_grad=True)
+        tb = torch.tensor(0.0, requires_grad=True)
+        topt = torch.optim.SGD([tw, tb], lr=LR)
+
+        def tstep():
+            topt.zero_grad()
+            loss = ((tw * tx + tb - ty) ** 2).mean()
+            loss.backward()
+            topt.step()
+            return loss
+
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(timed(step))
+        if torch is not None:
+            theirs.append(timed(tstep))
+    print(f"symdiff: {min(ours) * 1e6:.1f} us/step best, {sorted(ours)[rounds // 2] * 1e6:.1f} median "
+          f"(SGD, 100 points, {rounds} rounds of {n} steps after warm-up)")
+    if torch is None:
         print("torch not installed: no PyTorch comparison")
-        return
-    torch.set_num_threads(1)
-    tx = torch.tensor(x.tolist())
-    ty = torch.tensor(y.tolist())
-    tw = torch.tensor(0.0, requires_grad=True)
-    tb = torch.tensor(0.0, requires_grad=True)
-    topt = torch.optim.SGD([tw, tb], lr=LR)
-
-    def tstep():
-        topt.zero_grad()
-        loss = ((tw * tx + tb - ty) ** 2).mean()
-        loss.backward()
-        topt.step()
-        return loss
-
-    for _ in range(20):
-        tstep()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        loss = tstep()
-    loss.item()
-    theirs = (time.perf_counter() - t0) / n
-    print(f"PyTorch {torch.__version__} eager: {theirs * 1e6:.1f} us/step (same loop)")
+    else:
+        print(f"PyTorch {torch.__version__} eager: {min(theirs) * 1e6:.1f} us/step best, "
+              f"{sorted(theirs)[rounds // 2] * 1e6:.1f} median (same loop, same run)")
 
 
 if "--bench" in sys.argv:

@@ -114,10 +114,16 @@ def _capture_callable(fn, where: str) -> list:
     return _from_python(result, where)
 
 
+def _parse_and_hash(text: str) -> sympy.Expr:
+    expr = parse(text)
+    hash(expr)  # SymPy caches the hash; computing it here keeps deep recursion on the deep stack
+    return expr
+
+
 def _capture_one(item: Any, where: str):
     if isinstance(item, str):
         try:
-            return call_deep(parse, item)
+            return call_deep(_parse_and_hash, item)
         except RecursionError as exc:
             raise ParseError("expression too deeply nested to process", item[:80], 0) from exc
     if hasattr(item, "__symdiff_expr__"):

@@ -146,13 +146,14 @@ def _counting(fn: Callable) -> Callable:
 
 
 def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget: float) -> Program:
+    """The whole symbolic pipeline; runs on a deep-stack thread (SymPy recurses over trees)."""
     _cache.count("symbolic")
-    raw = call_deep(differentiate, captured, wrt, order)
+    raw = differentiate(captured, wrt, order)
     keys = tuple(raw)
     entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable)
     args = sort_symbols(captured.free_symbols | set(wrt))
     names = [_entry_name(k, wrt, captured.vector) for k in keys]
-    kernel = call_deep(build_kernel, args, captured.outputs, entries, names)
+    kernel = build_kernel(args, captured.outputs, entries, names)
     return Program(captured, wrt, order, args, keys, tuple(entries), kernel)
 
 
@@ -162,6 +163,6 @@ def get_program(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, b
         raise SymdiffError(f"order must be an integer >= 1; got {order!r}")
     key = (captured.outputs, captured.vector, wrt, order, budget)
     try:
-        return _PROGRAMS.get_or_create(key, lambda: _build(captured, wrt, order, budget))
+        return _PROGRAMS.get_or_create(key, lambda: call_deep(_build, captured, wrt, order, budget))
     except RecursionError as exc:
         raise SymdiffError(f"expression too deeply nested to differentiate: {str(captured.expr)[:80]}") from exc

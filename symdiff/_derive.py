@@ -13,6 +13,7 @@ import sympy
 from . import _cache
 from ._capture import Captured, capture, resolve_wrt
 from ._compile import Program, get_program
+from ._deep import call_deep
 from ._errors import InputError, ShapeError, SymdiffError
 from ._placement import infer_float_dtype, resolve_device, resolve_float_dtype, x64_scope
 from ._simplify import resolve_budget
@@ -159,7 +160,7 @@ class Derivative:
         return f"{top}/{bottom}"
 
     def __str__(self) -> str:
-        return "\n".join(f"{self._label(o, c)} = {sympy.sstr(e)}" for o, c, e in self._labelled())
+        return call_deep(lambda: "\n".join(f"{self._label(o, c)} = {sympy.sstr(e)}" for o, c, e in self._labelled()))
 
     def __repr__(self) -> str:
         wrt = ", ".join(w.name for w in self.wrt)
@@ -167,7 +168,7 @@ class Derivative:
 
     def latex(self) -> str:
         """LaTeX of every closed form, one ``\\\\``-separated line each."""
-        lines = [f"{self._label(o, c, latex=True)} = {sympy.latex(e)}" for o, c, e in self._labelled()]
+        lines = call_deep(lambda: [f"{self._label(o, c, latex=True)} = {sympy.latex(e)}" for o, c, e in self._labelled()])
         return " \\\\\n".join(lines)
 
     def _repr_latex_(self) -> str:

@@ -1001,10 +1001,17 @@ def _check_devices(tensors) -> None:
                           f"{names[0]} and {names[-1]}!")
 
 
+@functools.lru_cache(maxsize=1024)
+def _broadcast_shapes(*shapes) -> tuple:
+    return np.broadcast_shapes(*shapes)
+
+
 def _check_broadcast(tensors) -> None:
-    shapes = [t.shape for t in tensors]
+    shapes = [t._value.shape for t in tensors]
+    if all(s == shapes[0] or not s for s in shapes):
+        return
     try:
-        np.broadcast_shapes(*shapes)
+        _broadcast_shapes(*shapes)
     except ValueError:
         a, b = shapes[0], shapes[-1]
         for i in range(1, min(len(a), len(b)) + 1):
@@ -1096,7 +1103,8 @@ def _compiled(kind: str, op: str, params, out_dtype=None, static=()):
 
 
 def _elementwise(op: str, operands: tuple, label: str, params=(), to_float: builtins.bool = False):
-    operands = tuple(_plain_scalar(_check_operand(x, op)) for x in operands)
+    if not all(isinstance(x, (Tensor, builtins.int, builtins.float)) for x in operands):
+        operands = tuple(_plain_scalar(_check_operand(x, op)) for x in operands)
     tensors = [t for t in operands if isinstance(t, Tensor)]
     if not tensors:
         return NotImplemented

@@ -63,42 +63,40 @@ def _is_elementwise(op: str) -> bool:
 # ---------------------------------------------------------------- the structure of a graph
 
 
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every tensor of ``root``'s graph in depth-first post-order (inputs before their users)."""
+def graph_key(root: Tensor) -> tuple[list[Tensor], tuple]:
+    """The graph's tensors in depth-first post-order, and its structural key (no values, no identities).
+
+    A tensor's position is its index in that order (inputs before their
+    users), so the same computation rebuilt with new tensor objects gets the
+    same key.
+    """
     order: list[Tensor] = []
-    done: set[int] = set()
+    key: list[tuple] = []
+    position: dict[int, int] = {}
     stack = [(root, False)]
     while stack:
         t, expanded = stack.pop()
-        if id(t) in done:
+        if id(t) in position:
             continue
-        if expanded:
-            done.add(id(t))
-            order.append(t)
-            continue
-        stack.append((t, True))
-        if t._node is not None:
-            for p in reversed(t._node.inputs):
-                if isinstance(p, Tensor) and id(p) not in done:
-                    stack.append((p, False))
-    return order
-
-
-def graph_key(root: Tensor) -> tuple[list[Tensor], tuple]:
-    """The tensors of the graph (canonical order) and its structural key (no values, no identities)."""
-    order = _walk(root)
-    position = {id(t): i for i, t in enumerate(order)}
-    key = []
-    for t in order:
-        v = t._value
         node = t._node
         if node is None:
+            v = t._value
+            position[id(t)] = len(order)
+            order.append(t)
             key.append(("in", v.shape, v.dtype, t._requires_grad))
-        else:
+        elif expanded:
+            v = t._value
             refs = tuple(
                 ("t", position[id(p)]) if isinstance(p, Tensor) else ("s", type(p).__name__, p) for p in node.inputs
             )
+            position[id(t)] = len(order)
+            order.append(t)
             key.append((node.op, node.params, refs, v.shape, v.dtype))
+        else:
+            stack.append((t, True))
+            for p in reversed(node.inputs):
+                if isinstance(p, Tensor) and id(p) not in position:
+                    stack.append((p, False))
     return order, tuple(key)
 
 

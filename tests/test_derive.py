@@ -206,7 +206,7 @@ def test_source_is_the_executed_code():
     exec(d.source, namespace)  # the text alone, re-executed independently
     fn = namespace["derivative"]
     with jax.enable_x64(True):
-        values, entries = fn(jnp.array([0.3, 0.4]), jnp.array([1.0, 2.0]))
+        values, entries = jax.jit(fn)(jnp.array([0.3, 0.4]), jnp.array([1.0, 2.0]))
     ga, gb = d(np.array([0.3, 0.4]), np.array([1.0, 2.0]))
     np.testing.assert_array_equal(np.asarray(entries[0]), np.asarray(ga))
     np.testing.assert_array_equal(np.asarray(entries[1]), np.asarray(gb))

@@ -1,0 +1,83 @@
+"""Caching: symbolic work once per key, one trace per shape, bounded caches, threads."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff import _cache, _compile
+
+
+def _delta(before, after, key):
+    return after[key] - before[key]
+
+
+def test_second_derive_reruns_no_sympy_and_no_trace():
+    expr = "3*q**3 - r**2 + sin(q*r)"  # unique to this test
+    d1 = sd.derive(expr)
+    d1(q=[2.0, 3.0], r=[6.0, 4.0])
+    before = sd.cache_stats()
+    d2 = sd.derive(expr)
+    out = d2(q=[1.0, 5.0], r=[2.0, 7.0])  # same shapes and dtype, new values
+    after = sd.cache_stats()
+    assert _delta(before, after, "symbolic") == 0
+    assert _delta(before, after, "parses") == 0
+    assert _delta(before, after, "traces") == 0
+    assert np.isfinite(np.asarray(out[0])).all()
+
+
+def test_new_shape_traces_once_more_but_no_sympy():
+    d = sd.derive("u**2*v")
+    d(np.ones(2), np.ones(2))
+    before = sd.cache_stats()
+    d(np.ones(5), np.ones(5))
+    d(np.ones(5), np.ones(5))
+    after = sd.cache_stats()
+    assert _delta(before, after, "symbolic") == 0
+    assert _delta(before, after, "traces") == 1
+
+
+def test_clear_caches_forces_symbolic_work_again():
+    sd.derive("p**7 + p")
+    sd.clear_caches()
+    before = sd.cache_stats()
+    sd.derive("p**7 + p")
+    assert _delta(before, sd.cache_stats(), "symbolic") == 1
+
+
+def test_lru_cache_is_bounded():
+    cache = _cache.LRUCache("test", maxsize=3)
+    for i in range(10):
+        cache.get_or_create(i, lambda i=i: i * i)
+    assert len(cache) == 3
+    assert cache.get_or_create(9, lambda: -1) == 81  # most recent kept
+    assert cache.get_or_create(0, lambda: -1) == -1  # oldest evicted
+    assert _compile.PROGRAM_CACHE_SIZE == 256
+
+
+def test_threads_share_one_symbolic_run_and_get_correct_results():
+    sd.clear_caches()
+    expr = "exp(m)*cos(n) + m**4"
+    before = sd.cache_stats()
+    results, errors = [None] * 8, []
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            d = sd.derive(expr)
+            gm, gn = d(m=float(i), n=0.0)
+            results[i] = float(gm)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _delta(before, sd.cache_stats(), "symbolic") == 1
+    for i, r in enumerate(results):
+        assert r == pytest.approx(np.exp(i) + 4 * i**3, rel=1e-5)

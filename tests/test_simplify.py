@@ -1,0 +1,57 @@
+"""Simplification: textbook forms when cheap, and a budget that always holds."""
+
+import time
+
+import sympy
+
+import symdiff as sd
+from symdiff._deep import BudgetExceeded, call_deep
+from symdiff._simplify import DEFAULT_CHAIN, simplify_entries
+
+# Plain sympy.simplify runs for minutes on the second derivative of this (swell).
+SWELL = "tanh(sin(exp(x)/(1+x**2))**3 + cos(x)**2)**4"
+
+
+def test_textbook_forms():
+    x = sympy.Symbol("x", real=True)
+    assert str(sd.derive("3*a**3 - b**2")) == "d/da = 9*a**2\nd/db = -2*b"
+    d = sd.derive("sin(x)**2 + cos(x)**2 + x", "x")
+    assert d.closed_form == {"x": 1}
+    assert simplify_entries([2 * x * (x + 1) + 2 * x**2], 1.0, lambda e: True) == [2 * x * (2 * x + 1)]
+
+
+def test_budget_bounds_a_derivative_that_plain_simplify_cannot_finish():
+    x = sympy.Symbol("x", real=True)
+    second = sd.parse(SWELL).diff(x, 2)
+    # plain simplify does not finish in 10x the budget ...
+    start = time.monotonic()
+    try:
+        call_deep(sympy.simplify, second, timeout=5.0)
+        finished = True
+    except BudgetExceeded:
+        finished = False
+    assert not finished, "pick a harder expression: plain simplify finished"
+    assert time.monotonic() - start < 8.0
+    # ... while derive with a 0.5 s budget returns promptly with a correct result
+    start = time.monotonic()
+    d = sd.derive(SWELL, "x", order=2, simplify=0.5)
+    elapsed = time.monotonic() - start
+    assert elapsed < 4.0
+    report = d.check([0.3, 0.7], rtol=1e-3)
+    assert report.ok
+
+
+def test_simplify_false_keeps_raw_derivative_and_bad_budget_errors():
+    d = sd.derive("x*(x+1)", "x", simplify=False)
+    x = sympy.Symbol("x", real=True)
+    assert d.closed_form["x"] == sympy.diff(x * (x + 1), x)
+    try:
+        sd.derive("x", simplify="fast")
+    except sd.SymdiffError as exc:
+        assert "simplify" in str(exc)
+    else:
+        raise AssertionError("expected SymdiffError")
+
+
+def test_default_chain_is_named_passes():
+    assert [p.name for p in DEFAULT_CHAIN] == ["factor_terms", "cancel_powers", "simplify"]
