@@ -24,3 +24,4 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from ._math import *  # noqa: E402,F403 - sd.sin, sd.exp, ... (explicit list in _math.__all__)
 from ._math import __all__ as _math_names  # noqa: E402
+from ._serialize import load as load  # noqa: E402
