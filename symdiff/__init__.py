@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from ._cache import clear_caches as clear_caches
-from ._cache import stats as cache_stats
+from ._cache import stats as cache_stats  # noqa: F401 - public name differs from the module's
 from ._derive import Derivative as Derivative
 from ._derive import derive as derive
 from ._errors import CaptureError as CaptureError
@@ -22,17 +22,16 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from ._math import *  # noqa: E402,F403 - sd.sin, sd.exp, ... (explicit list in _math.__all__)
-from ._math import __all__ as _math_names  # noqa: E402
-from ._serialize import load as load  # noqa: E402
 from . import optim as optim  # noqa: E402
+from ._math import *  # noqa: E402,F403 - sd.sin, sd.exp, ... (explicit list in _math.__all__)
+from ._serialize import load as load  # noqa: E402
 from ._tensor import AutogradError as AutogradError  # noqa: E402
 from ._tensor import Size as Size  # noqa: E402
 from ._tensor import Tensor as Tensor  # noqa: E402
 from ._tensor import arange as arange  # noqa: E402
 from ._tensor import as_tensor as as_tensor  # noqa: E402
 from ._tensor import bfloat16 as bfloat16  # noqa: E402
-from ._tensor import bool_ as bool  # noqa: E402,A001 - sd.bool, as torch.bool
+from ._tensor import bool_ as bool  # noqa: E402,F401 - sd.bool, as torch.bool
 from ._tensor import clamp as clamp  # noqa: E402
 from ._tensor import cuda as cuda  # noqa: E402
 from ._tensor import device as device  # noqa: E402

@@ -33,7 +33,7 @@ def _capture_cached(expr: Any) -> Captured:
     return capture(expr)
 
 
-def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=None) -> "Derivative":
+def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=None) -> Derivative:
     """Differentiate ``expr`` symbolically and compile the result with JAX.
 
     Args:
