@@ -100,7 +100,8 @@ _RELATIONS = {
     sympy.Equality: "==",
     sympy.Unequality: "!=",
 }
-_STRUCTURAL = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Min, sympy.Max, sympy.Piecewise, sympy.And, sympy.Or, sympy.Not)
+_STRUCTURAL = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Min, sympy.Max, sympy.Piecewise, sympy.And, sympy.Or, sympy.Not,
+               sympy.functions.elementary.piecewise.ExprCondPair)
 
 
 def register_jax_function(head: type, jax_fn: Callable, name: str | None = None) -> None:
@@ -199,8 +200,18 @@ def _is_reciprocal(node: sympy.Basic) -> bool:
     return isinstance(node, sympy.Pow) and node.exp.is_number and node.exp.is_negative
 
 
+def _fold(fn: str, args: list[_Code], depth: int) -> _Code:
+    """An n-ary node as nested binary calls: fn(fn(a, b), c)."""
+    text = args[0].text
+    for a in args[1:]:
+        text = f"{fn}({text}, {a.text})"
+    return _Code(text, _ATOM, depth)
+
+
 def _children(node: sympy.Basic):
     """The nodes whose code ``node``'s code is written from."""
+    if isinstance(node, sympy.Piecewise):
+        return [part for e, c in node.args for part in ((e,) if c is sympy.true else (e, c))]
     if isinstance(node, sympy.Mul):
         return [_inverse(f) if _is_reciprocal(f) else f for f in node.args if not f.is_number]
     if _is_reciprocal(node):
@@ -277,11 +288,7 @@ class _Writer:
         if isinstance(node, sympy.Pow):
             return self.render_pow(node, args, depth)
         if isinstance(node, (sympy.Min, sympy.Max)):
-            fn = "jnp.minimum" if isinstance(node, sympy.Min) else "jnp.maximum"
-            text = args[0].text
-            for a in args[1:]:
-                text = f"{fn}({text}, {a.text})"
-            return _Code(text, _ATOM, depth)
+            return _fold("jnp.minimum" if isinstance(node, sympy.Min) else "jnp.maximum", args, depth)
         if isinstance(node, sympy.Piecewise):
             pieces = [(self.memo[e], self.memo[c] if c is not sympy.true else None) for e, c in node.args]
             text = "jnp.nan"
@@ -291,11 +298,7 @@ class _Writer:
         if type(node) in _RELATIONS:
             return _Code(f"{_wrap(args[0], _CMP)} {_RELATIONS[type(node)]} {_wrap(args[1], _CMP)}", _CMP, depth)
         if isinstance(node, (sympy.And, sympy.Or)):
-            fn = "jnp.logical_and" if isinstance(node, sympy.And) else "jnp.logical_or"
-            text = args[0].text
-            for a in args[1:]:
-                text = f"{fn}({text}, {a.text})"
-            return _Code(text, _ATOM, depth)
+            return _fold("jnp.logical_and" if isinstance(node, sympy.And) else "jnp.logical_or", args, depth)
         if isinstance(node, sympy.Not):
             return _Code(f"jnp.logical_not({args[0].text})", _ATOM, depth)
         template = FUNCTION_TABLE.get(type(node))

@@ -53,3 +53,11 @@ def test_nesting_1000_levels_deep():
         want = [float(g) for g in jax.grad(f, argnums=(0, 1))(jnp.float64(0.5), jnp.float64(0.25))]
     got = sd.derive(text, dtype="float64")(0.5, 0.25)
     np.testing.assert_allclose([float(g) for g in got], want, rtol=1e-9)
+
+
+def test_piecewise_lowers_to_where():
+    x = sympy.Symbol("x", real=True)
+    e = sympy.Piecewise((x**2, x < 0), (sympy.sin(x), x < 1), (x, True))
+    d = sd.derive(e, "x", dtype="float64")
+    xs = np.array([-1.0, 0.5, 2.0])
+    np.testing.assert_allclose(np.asarray(d(xs)), [-2.0, np.cos(0.5), 1.0], rtol=1e-12)
