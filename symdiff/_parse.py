@@ -12,6 +12,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 
 import sympy
@@ -24,7 +25,12 @@ __all__ = ["parse", "MAX_TEXT_LENGTH", "MAX_DEPTH"]
 MAX_TEXT_LENGTH = 1_000_000  # characters; a megabyte of text is refused at once
 MAX_DEPTH = 3_000  # nesting levels of the expression tree
 MAX_INTEGER_DIGITS = 1_000
-MAX_POWER_BITS = 100_000  # largest exact rational power the parser will compute
+MAX_NUMBER_BITS = 10_000  # largest exact rational (numerator or denominator) the parser will compute
+MAX_POWER_BITS = MAX_NUMBER_BITS  # kept for compatibility
+MAX_FLOAT_EXPONENT = 400  # largest decimal exponent of a float literal (float64 ends near 1e308)
+_MAX_FLOAT_BITS = 1_400  # binary exponent of about 1e420: no float computed while parsing is larger
+_EVALUATE_DEPTH = 64  # deeper subexpressions are built without SymPy's automatic evaluation
+_MAX_ROOT_BITS = 1_000  # larger exact bases of fractional powers stay unevaluated
 
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -76,6 +82,7 @@ class _Sum:
 
     terms: list
     depth: int
+    pos: int = 0
 
 
 @dataclass
@@ -84,6 +91,7 @@ class _Product:
 
     factors: list
     depth: int
+    pos: int = 0
 
 
 @dataclass
@@ -108,6 +116,10 @@ def _tokenize(text: str):
             end = m.end()
             if end < n:
                 nxt = text[end]
+                if nxt in "eE" and (end + 1 == n or text[end + 1] in "+-"):
+                    raise ParseError(
+                        f"malformed number: the exponent of {text[pos:end + 2]!r} has no digits", text, end
+                    )
                 if nxt == "_" or (nxt.isdigit() and text[end - 1] in "eE"):
                     raise ParseError("underscores in numbers are not supported", text, end)
                 if nxt in "xXoObB" and m.group() == "0":
@@ -149,24 +161,93 @@ def _depth(item) -> int:
     return item[1]
 
 
-def _value(item) -> sympy.Expr:
-    """Materialise a stack item into a SymPy expression."""
+def _bits(n: int) -> int:
+    return abs(n).bit_length()
+
+
+def _too_large(message: str, text: str, pos: int):
+    raise ParseError(
+        f"{message} is too large to compute exactly (more than {MAX_NUMBER_BITS:,} bits); "
+        "write one of its numbers as a float, e.g. 10.0 instead of 10",
+        text,
+        pos,
+    )
+
+
+def _value(item, text: str = "") -> sympy.Expr:
+    """Materialise a stack item into a SymPy expression.
+
+    Exact rational arithmetic is bounded before SymPy does it: a product's size
+    is the sum of its factors' sizes, a sum's is at most its largest numerator
+    plus the sizes of all denominators.
+    """
     if isinstance(item, _Sum):
-        return sympy.Add(*item.terms)
+        rationals = [t for t in item.terms if t.is_Rational]
+        if len(rationals) > 1:
+            bits = max(_bits(r.p) for r in rationals) + sum(_bits(r.q) - 1 for r in rationals)
+            if bits > MAX_NUMBER_BITS + len(rationals).bit_length():
+                _too_large("the sum of these numbers", text, item.pos)
+        return _guarded(sympy.Add, item.terms, text, item.pos)
     if isinstance(item, _Product):
-        return sympy.Mul(*item.factors)
+        rationals = [f.as_coeff_Mul()[0] for f in item.factors]
+        rationals = [r for r in rationals if r.is_Rational]
+        if len(rationals) > 1:
+            bits = max(sum(_bits(r.p) for r in rationals), sum(_bits(r.q) for r in rationals))
+            if bits > MAX_NUMBER_BITS:
+                _too_large("the product of these numbers", text, item.pos)
+        return _guarded(sympy.Mul, item.factors, text, item.pos)
     return item[0]
+
+
+def _guarded(fn, args, text: str, pos: int, **kwargs) -> sympy.Expr:
+    """``fn(*args)``, with SymPy's own arithmetic failures reported as a ParseError.
+
+    Floats of absurd magnitude (``10.0**10**300``) are refused here: SymPy's
+    functions of them (``exp``) would compute for hours.
+    """
+    try:
+        result = fn(*args, **kwargs)
+        if isinstance(result, sympy.Float):
+            _, man, exp, bc = result._mpf_
+            if man and abs(exp + bc) > _MAX_FLOAT_BITS:
+                raise ParseError(
+                    "a number here is out of range (about 2**"
+                    + (str(exp + bc) if abs(exp + bc) < 10**9 else "(a huge number)")
+                    + f"; at most about 1e{MAX_FLOAT_EXPONENT})",
+                    text, pos)
+        return result
+    except ParseError:
+        raise
+    except (ValueError, ArithmeticError, TypeError, RecursionError) as exc:
+        raise ParseError(f"cannot evaluate this part of the expression ({type(exc).__name__}: {exc})"[:300],
+                         text, pos) from None
 
 
 class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.symbols: dict[str, sympy.Symbol] = {}
+        self.numeric: dict[sympy.Basic, bool] = {}
         self.operands: list = []  # (expr, depth) tuples, _Sum or _Product
         self.operators: list = []  # (op, pos, unary) tuples or _Group
 
     def fail(self, message: str, pos: int):
         raise ParseError(message, self.text, pos)
+
+    def is_number(self, expr: sympy.Expr) -> bool:
+        """``expr.is_number``, memoised: SymPy's recomputes it over the whole tree on every call."""
+        memo = self.numeric
+        known = memo.get(expr)
+        if known is None:
+            if expr.is_Atom:
+                known = bool(expr.is_number)
+            else:
+                known = all(self.is_number(a) for a in expr.args)
+            memo[expr] = known
+        return known
+
+    def value(self, item) -> sympy.Expr:
+        return _value(item, self.text)
 
     def push(self, item, pos: int):
         if _depth(item) > MAX_DEPTH:
@@ -177,8 +258,11 @@ class _Parser:
         t = tok.text
         if any(c in t for c in ".eE"):
             mantissa, _, exponent = t.lower().partition("e")
-            if exponent and len(exponent.lstrip("+-")) > 6:
-                self.fail(f"exponent of the number {t!r} is too large", tok.pos)
+            if exponent and (len(exponent.lstrip("+-")) > 6 or abs(int(exponent)) > MAX_FLOAT_EXPONENT):
+                self.fail(
+                    f"exponent of the number {t[:40]!r} is out of range (at most {MAX_FLOAT_EXPONENT} in magnitude)",
+                    tok.pos,
+                )
             if len(mantissa) > MAX_INTEGER_DIGITS:
                 self.fail(f"number literal longer than {MAX_INTEGER_DIGITS} digits", tok.pos)
             value = sympy.Float(t)
@@ -214,43 +298,58 @@ class _Parser:
             if op == "+":
                 self.operands.append(item)
                 return
-            self.push((-_value(item), _depth(item) + 1), pos)
+            self.push((_guarded(sympy.Mul, (sympy.Integer(-1), self.value(item)), self.text, pos), _depth(item) + 1), pos)
             return
         right = self.operands.pop()
         left = self.operands.pop()
         depth = max(_depth(left), _depth(right)) + 1
         if op in "+-":
-            term = _value(right) if op == "+" else -_value(right)
+            term = self.value(right) if op == "+" else -self.value(right)
             if isinstance(left, _Sum):
                 left.terms.append(term)
                 left.depth = max(left.depth, _depth(right) + 1)
                 self.push(left, pos)
             else:
-                self.push(_Sum([_value(left), term], depth), pos)
+                self.push(_Sum([self.value(left), term], depth, pos), pos)
         elif op in "*/":
-            factor = _value(right) if op == "*" else self.power(_value(right), sympy.Integer(-1), pos)
+            factor = (
+                self.value(right)
+                if op == "*"
+                else self.power(self.value(right), sympy.Integer(-1), pos, _depth(right) > _EVALUATE_DEPTH)
+            )
             if isinstance(left, _Product):
                 left.factors.append(factor)
                 left.depth = max(left.depth, _depth(right) + 1)
                 self.push(left, pos)
             else:
-                self.push(_Product([_value(left), factor], depth), pos)
+                self.push(_Product([self.value(left), factor], depth, pos), pos)
         else:
-            self.push((self.power(_value(left), _value(right), pos), depth), pos)
+            self.push((self.power(self.value(left), self.value(right), pos, depth > _EVALUATE_DEPTH), depth), pos)
 
-    def power(self, base: sympy.Expr, exponent: sympy.Expr, pos: int) -> sympy.Expr:
-        """``base**exponent``, refusing exact numbers too large to hold."""
-        if base.is_Rational and exponent.is_Rational and not base.is_zero:
-            size = max(abs(base.p), abs(base.q))
-            if size > 1:
-                bits = abs(float(exponent)) * math.log2(size)
-                if bits > MAX_POWER_BITS:
-                    self.fail(
-                        f"the number {base}**{exponent} is too large to compute exactly "
-                        f"(about {bits:.3g} bits); write it as a float, e.g. {base}.0**{exponent}",
-                        pos,
-                    )
-        return sympy.Pow(base, exponent)
+    def power(self, base: sympy.Expr, exponent: sympy.Expr, pos: int, deep: bool = False) -> sympy.Expr:
+        """``base**exponent``, refusing exact numbers too large to hold.
+
+        ``deep``: the operands are deeply nested; SymPy's automatic evaluation
+        of such a power queries the whole tree (cubic time in the depth), so it
+        is built unevaluated unless both operands are numbers.
+        """
+        if deep and not (self.is_number(base) and self.is_number(exponent)):
+            return _guarded(sympy.Pow, (base, exponent), self.text, pos, evaluate=False)
+        if exponent.is_Rational:
+            coeff = base.as_coeff_Mul()[0] if base.is_Mul else base
+            if coeff.is_Rational and not coeff.is_zero:
+                size = max(_bits(coeff.p), _bits(coeff.q))
+                if size > 1 or abs(coeff) != 1:
+                    # |exponent| * log2(size): compared with integer arithmetic, no float of a huge number
+                    k = (abs(exponent.p) + exponent.q - 1) // exponent.q
+                    if k * (size - 1) > MAX_NUMBER_BITS:
+                        _too_large("this power", self.text, pos)
+            if (base.is_Float or (not base.is_Rational and self.is_number(base))) and _bits(exponent.p) > 64:
+                exponent = sympy.Float(exponent)  # float ** huge integer: SymPy would square 10**k times
+            if base.is_Rational and exponent.q != 1 and max(_bits(base.p), _bits(base.q)) > _MAX_ROOT_BITS:
+                # SymPy searches huge integers for perfect powers (seconds): keep the root unevaluated
+                return _guarded(sympy.Pow, (base, exponent), self.text, pos, evaluate=False)
+        return _guarded(sympy.Pow, (base, exponent), self.text, pos)
 
     def call(self, group: _Group, pos: int):
         builder, arities = FUNCTIONS[group.function]
@@ -261,12 +360,31 @@ class _Parser:
                 f"got {len(group.args)}",
                 group.pos,
             )
-        args = [_value(a) for a in group.args]
+        args = [self.value(a) for a in group.args]
         depth = max(_depth(a) for a in group.args) + 1
-        if group.function in ("gamma", "loggamma") and args[0].is_number and abs(args[0]) > 1000:
-            expr = builder(*args, evaluate=False)  # exact gamma of a huge integer never ends
+        if group.function in ("sqrt", "cbrt") and args[0].is_Rational and max(
+            _bits(args[0].p), _bits(args[0].q)
+        ) > _MAX_ROOT_BITS:
+            expr = _guarded(builder, args, self.text, group.pos, evaluate=False)  # no perfect-power search
+        elif group.function in ("gamma", "loggamma") and self.is_number(args[0]) and _guarded(abs, (args[0],), self.text, group.pos) > 1000:
+            expr = _guarded(builder, args, self.text, group.pos, evaluate=False)  # exact gamma of a huge integer never ends
         else:
-            expr = builder(*args)
+            deep = depth > _EVALUATE_DEPTH and not all(self.is_number(a) for a in args)
+            if deep and group.function != "log":  # see power(): deep arguments are not re-evaluated
+                expr = _guarded(builder, args, self.text, group.pos, evaluate=False)
+            elif deep:
+                expr = (
+                    _guarded(sympy.log, args[:1], self.text, group.pos, evaluate=False)
+                    if len(args) == 1
+                    else _guarded(
+                        sympy.Mul,
+                        (sympy.log(args[0], evaluate=False), sympy.Pow(sympy.log(args[1]), -1, evaluate=False)),
+                        self.text,
+                        group.pos,
+                    )
+                )
+            else:
+                expr = _guarded(builder, args, self.text, group.pos)
         self.push((expr, depth), pos)
 
     def reduce_until_group(self, pos: int) -> _Group:
@@ -359,7 +477,7 @@ class _Parser:
             else:
                 self.fail(f"unexpected {tok.text!r}", tok.pos)
         assert len(self.operands) == 1, self.operands
-        return _value(self.operands[0])
+        return self.value(self.operands[0])
 
 
 def parse(text: str) -> sympy.Expr:
@@ -383,4 +501,18 @@ def parse(text: str) -> sympy.Expr:
             text[:80],
             MAX_TEXT_LENGTH,
         )
-    return _Parser(text).run()
+    if threading.current_thread().name == _DEEP_THREAD_NAME:
+        return _parse_here(text)
+    from ._deep import call_deep  # SymPy recurses while building deeply nested expressions
+
+    return call_deep(_parse_here, text)
+
+
+_DEEP_THREAD_NAME = "symdiff-symbolic"
+
+
+def _parse_here(text: str) -> sympy.Expr:
+    try:
+        return _Parser(text).run()
+    except RecursionError:
+        raise ParseError("expression too deeply nested to process", text, 0) from None
