@@ -152,7 +152,7 @@ def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget
     entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable)
     args = sort_symbols(captured.free_symbols | set(wrt))
     names = [_entry_name(k, wrt, captured.vector) for k in keys]
-    kernel = build_kernel(args, captured.outputs, entries, names)
+    kernel = build_kernel(args, captured.outputs, entries, names, entry_outputs=[k[0] for k in keys])
     return Program(captured, wrt, order, args, keys, tuple(entries), kernel)
 
 

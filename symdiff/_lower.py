@@ -397,18 +397,40 @@ def _python_names(symbols: Sequence[sympy.Symbol]) -> list[str]:
     return names
 
 
+# Functions undefined on part of the real line: a derivative there must not look defined.
+_PARTIAL = (sympy.log, sympy.acosh, sympy.atanh, sympy.asin, sympy.acos, sympy.gamma, sympy.loggamma,
+            sympy.polygamma)
+
+
+def is_partial(expr: sympy.Basic) -> bool:
+    """Whether ``expr`` can be NaN at finite real inputs (logs, roots, inverse functions, real powers)."""
+    stack, seen = [expr], set()
+    while stack:
+        node = stack.pop()
+        if node in seen or node.is_Atom:
+            continue
+        seen.add(node)
+        if isinstance(node, _PARTIAL) or (isinstance(node, sympy.Pow) and not node.exp.is_Integer):
+            return True
+        stack.extend(node.args)
+    return False
+
+
 def build_kernel(
     args: Sequence[sympy.Symbol],
     values: Sequence[sympy.Expr],
     entries: Sequence[sympy.Expr],
     entry_names: Sequence[str] = (),
     function_name: str = "derivative",
+    entry_outputs: Sequence[int] = (),
 ) -> Kernel:
     """Lower ``values`` and derivative ``entries`` into one JAX function of ``args``.
 
     The function returns ``(values, entries)``, each a tuple of arrays of the
     inputs' broadcast shape and dtype. ``entry_names`` (optional) name the
-    entries' locals in the source.
+    entries' locals in the source. ``entry_outputs`` gives each entry's output
+    index: where that output's value is NaN (outside its real domain) the entry
+    is NaN too, instead of a finite number that looks defined.
 
     >>> x = sympy.Symbol("x", real=True)
     >>> k = build_kernel([x], [x**3], [3*x**2], ["d_x"])
@@ -433,6 +455,10 @@ def build_kernel(
     ]
     used = set(names)
     value_codes = [writer.lower(v) for v in values]
+    guarded = {o for o in set(entry_outputs) if is_partial(values[o])}
+    for o in guarded:
+        if value_codes[o].prec != _ATOM:
+            value_codes[o] = writer.local(value_codes[o], f"_value{o}")
     entry_codes = []
     for i, e in enumerate(entries):
         code = writer.lower(e)
@@ -440,6 +466,10 @@ def build_kernel(
         if name and name.isidentifier() and name not in used and not keyword.iskeyword(name) and code.prec != _ATOM:
             used.add(name)
             code = writer.local(code, name)
+        o = entry_outputs[i] if i < len(entry_outputs) else None
+        if o in guarded:
+            v = value_codes[o].text
+            code = _Code(f"jnp.where(jnp.isnan({v}), {v}, {code.text})", _ATOM, code.depth)
         entry_codes.append(code)
 
     def full(code: _Code) -> str:
