@@ -81,3 +81,26 @@ def test_threads_share_one_symbolic_run_and_get_correct_results():
     assert _delta(before, sd.cache_stats(), "symbolic") == 1
     for i, r in enumerate(results):
         assert r == pytest.approx(np.exp(i) + 4 * i**3, rel=1e-5)
+
+
+def test_threads_mixing_float32_and_float64_keep_their_dtypes():
+    d = sd.derive("sin(s)*t**2")
+    errors, barrier = [], threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            dtype = np.float64 if i % 2 else np.float32
+            for _ in range(20):
+                gs, gt = d(np.full(3, 0.5, dtype=dtype), np.full(3, 2.0, dtype=dtype))
+                assert gs.dtype == dtype and gt.dtype == dtype
+                np.testing.assert_allclose(np.asarray(gs), np.cos(0.5) * 4.0, rtol=1e-6)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
