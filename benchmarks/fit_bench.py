@@ -14,7 +14,10 @@ all on the same data, initial values and step count:
   hand-written form; for reference).
 
 Each is warmed up once (compilation excluded) and then timed over ``--steps``
-steps; the best of ``--repeat`` timings is reported. Every device count runs in
+steps; the best of ``--repeat`` rounds is reported, the three contenders
+interleaved within each round (on a shared machine, load then hits them alike).
+An ``sd.fit`` timing is the whole call: validation, placement, the compiled
+chunks and the final full-data loss. Every device count runs in
 its own subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (simulated CPU devices
 when there is no accelerator), with the rows sharded and parameters replicated
@@ -59,20 +62,25 @@ def worker(rows: int, steps: int, n_devices: int, repeat: int) -> dict:
     if len(devices) < n_devices:
         raise SystemExit(f"only {len(devices)} devices; set XLA_FLAGS=--xla_force_host_platform_device_count")
 
-    def best(fn):
-        times = []
+    def best_of(*fns):
+        """Steps/s of each contender: best of `repeat` rounds, contenders interleaved within each round so
+        that load from other processes hits them alike."""
+        times = [[] for _ in fns]
         for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return steps / min(times)
+            for fn, record in zip(fns, times):
+                t0 = time.perf_counter()
+                fn()
+                record.append(time.perf_counter() - t0)
+        return [steps / min(record) for record in times]
 
     # ---- sd.fit
     kw = dict(steps=steps, optimizer="adam", lr=lr, progress=False, devices=n_devices if n_devices > 1 else None)
     t0 = time.perf_counter()
     r = fit(LOSS, INIT, {"t": t, "y": y}, **kw)
     first_call = time.perf_counter() - t0
-    sd_rate = best(lambda: fit(LOSS, INIT, {"t": t, "y": y}, **kw))
+
+    def sd_fit():
+        return fit(LOSS, INIT, {"t": t, "y": y}, **kw)
 
     # ---- hand-written: jax.jit + jax.grad + optax
     def objective(params, t, y):
@@ -127,8 +135,7 @@ def worker(rows: int, steps: int, n_devices: int, repeat: int) -> dict:
 
     hand_loop()  # compile
     hand_scan()
-    loop_rate = best(hand_loop)
-    scan_rate = best(hand_scan)
+    sd_rate, loop_rate, scan_rate = best_of(sd_fit, hand_loop, hand_scan)
     params_hand = hand_scan()
     agree = max(abs(float(r.params[k]) - float(params_hand[k])) for k in INIT)
     return {

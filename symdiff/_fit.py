@@ -183,6 +183,9 @@ class _Plan:
     from_state: bool  # reuse the line search's value/grad (L-BFGS, full batch)
     mesh: Any  # jax.sharding.Mesh or None
     shard_batch: bool
+    # named optimisers see the parameters as one flat vector (name order, these shapes): a few vector ops per
+    # step instead of a few per parameter; None for user transformations, which may rely on the names
+    flat_shapes: tuple[tuple[str, tuple[int, ...]], ...] | None = None
 
 
 class _Runner:
@@ -198,9 +201,32 @@ class _Runner:
 
     # objective ---------------------------------------------------------
 
+    def _to_dict(self, params):
+        """Optimiser form (flat vector or dict) -> dict name -> array."""
+        shapes = self.plan.flat_shapes
+        if shapes is None:
+            return params
+        out, offset = {}, 0
+        for name, shape in shapes:
+            size = math.prod(shape)
+            out[name] = params[offset:offset + size].reshape(shape)
+            offset += size
+        return out
+
+    def _to_opt(self, tree):
+        """dict name -> array -> optimiser form."""
+        shapes = self.plan.flat_shapes
+        if shapes is None:
+            return tree
+        return jnp.concatenate([jnp.reshape(tree[name], (-1,)) for name, _ in shapes])
+
     def _parts(self, params, batch, mask):
-        """Mean loss over the rows (masked rows excluded) and its gradient from the closed forms."""
+        """Mean loss over the rows (masked rows excluded) and its gradient from the closed forms.
+
+        ``params`` and the gradient are in the optimiser's form (see ``_Plan.flat_shapes``).
+        """
         plan = self.plan
+        params = self._to_dict(params)
         xs = [params[n] if n in params else batch[n] for n in plan.arg_names]
         values, entries = self.kernel.fn(*xs)
         loss = values[0]
@@ -220,7 +246,7 @@ class _Runner:
                 g = jnp.where(m, g, 0)
             g = sum_to_shape(g.astype(acc), jnp.shape(params[name])) / real
             grads[name] = g.astype(params[name].dtype)
-        return value, grads
+        return value, self._to_opt(grads)
 
     def _value_fn(self):
         """The objective as a JAX function whose JAX gradient is the closed-form one (for line searches)."""
@@ -269,39 +295,37 @@ class _Runner:
         def step(carry, i):
             params, opt_state, good, stopped, perm, done = carry
             index = start + i
+            # steps past `total` (the last chunk's tail) and steps after a non-finite loss run but change nothing:
+            # selecting with `where` keeps the loop body one straight-line computation XLA fuses (a lax.cond
+            # around the step measured slower)
+            active = (index < total) & ~stopped
+            batch, bmask, new_perm = self._select(data, mask, perm, index, key)
+            if value_and_grad_from_state is not None:
+                value, grads = value_and_grad_from_state(params, batch, bmask, state=opt_state)
+            else:
+                value, grads = self._parts(params, batch, bmask)
+            finite = jnp.isfinite(value)
+            for g in jax.tree.leaves(grads):
+                finite &= jnp.all(jnp.isfinite(g))
+            ok = active & finite
+            updates, new_state = tx.update(
+                grads, opt_state, params, value=value, grad=grads,
+                value_fn=lambda p: objective(p, batch, bmask),
+            )
+            new_params = optax.apply_updates(params, updates)
 
-            def run(_):
-                batch, bmask, new_perm = self._select(data, mask, perm, index, key)
-                if value_and_grad_from_state is not None:
-                    value, grads = value_and_grad_from_state(params, batch, bmask, state=opt_state)
-                else:
-                    value, grads = self._parts(params, batch, bmask)
-                finite = jnp.isfinite(value)
-                for g in jax.tree.leaves(grads):
-                    finite &= jnp.all(jnp.isfinite(g))
-                updates, new_state = tx.update(
-                    grads, opt_state, params, value=value, grad=grads,
-                    value_fn=lambda p: objective(p, batch, bmask),
-                )
-                new_params = optax.apply_updates(params, updates)
+            def pick(a, b):
+                return jax.tree.map(lambda x, y: jnp.where(ok, x, y).astype(y.dtype), a, b)
 
-                def pick(a, b):
-                    return jax.tree.map(lambda x, y: jnp.where(finite, x, y).astype(y.dtype), a, b)
-
-                out = (
-                    pick(new_params, params),
-                    pick(new_state, opt_state),
-                    pick(params, good),
-                    ~finite,
-                    new_perm,
-                    done + finite.astype(done.dtype),
-                )
-                return out, jnp.where(finite, value, jnp.nan).astype(value.dtype)
-
-            def skip(_):
-                return carry, jnp.full((), jnp.nan, dtype=jax.tree.leaves(params)[0].dtype)
-
-            return jax.lax.cond((index < total) & ~stopped, run, skip, None)
+            out = (
+                pick(new_params, params),
+                pick(new_state, opt_state),
+                pick(params, good),
+                stopped | (active & ~finite),
+                new_perm,
+                done + ok.astype(done.dtype),
+            )
+            return out, jnp.where(ok, value, jnp.nan).astype(value.dtype)
 
         return jax.lax.scan(step, carry, jnp.arange(plan.chunk, dtype=jnp.int32))
 
@@ -483,6 +507,7 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
         arg_names=arg_names, param_names=param_names, data_names=data_names, data_ndim=data_ndim,
         n_real=n_real, n_padded=n_padded, batch_size=batch_size, chunk=chunk_size(steps), mesh=mesh,
         shard_batch=bool(mesh is not None and batch_size is not None and batch_size % n_dev == 0),
+        flat_shapes=tuple((n, param_arrays[n].shape) for n in param_names) if isinstance(optimizer, str) else None,
     )
 
     with x64_scope(dtype):
@@ -507,7 +532,10 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
 
         placed = {n: put_data(a) for n, a in data_arrays_padded.items()}
         mask = put_data(mask_host) if mask_host is not None else None
-        p0 = {n: put_rep(jnp.asarray(a, dtype=dtype)) for n, a in param_arrays.items()}
+        if plan_args["flat_shapes"] is not None:
+            p0 = put_rep(jnp.asarray(np.concatenate([a.reshape(-1) for a in param_arrays.values()]), dtype=dtype))
+        else:
+            p0 = {n: put_rep(jnp.asarray(a, dtype=dtype)) for n, a in param_arrays.items()}
         opt_state = tx.init(p0)
         if batch_size is None:
             try:
@@ -520,7 +548,7 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
 
         # a step casts its outputs to the carry's dtypes; the carry must not be weakly typed
         opt_state = jax.tree.map(lambda x: put_rep(_strong(x)), opt_state)
-        perm = put_rep(jnp.arange(max(n_real, 1), dtype=jnp.int32))
+        perm = put_rep(jnp.arange(n_real, dtype=jnp.int32) if batch_size else jnp.zeros((), jnp.int32))
         carry = (p0, opt_state, p0, put_rep(jnp.asarray(False)), perm, put_rep(jnp.asarray(0, dtype=jnp.int32)))
         key = put_rep(jax.random.PRNGKey(int(seed)))
         total = np.int32(steps)
@@ -564,6 +592,10 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
             # the last update left the finite region: fall back to the parameters of the last finite step
             stopped, final = True, good
             final_loss = float(runner.evaluate(final, placed, mask))
+        if plan.flat_shapes is not None:
+            flat = np.asarray(final)
+            offsets = np.cumsum([0] + [a.size for a in param_arrays.values()])
+            final = {n: flat[offsets[i]:offsets[i + 1]] for i, n in enumerate(param_arrays)}
         fitted = {n: np.asarray(final[n]).reshape(param_arrays[n].shape) for n in param_names}
 
     if stopped:
