@@ -13,6 +13,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy
 
 from . import _cache
@@ -122,15 +123,42 @@ class Program:
     def _array(self, *xs):
         """Every entry elementwise, stacked: broadcast_shape + (n_out,)? + (n_wrt,)*order."""
         _, entries = self.kernel.fn(*xs)
-        n = len(self.wrt)
-        per_output = []
-        for o in range(len(self.captured.outputs)):
-            flat = [entries[self.index(o, idx)] for idx in itertools.product(range(n), repeat=self.order)]
-            stacked = jnp.stack(flat, axis=-1)
-            per_output.append(stacked.reshape(stacked.shape[:-1] + (n,) * self.order))
-        if self.captured.vector:
-            return jnp.stack(per_output, axis=-1 - self.order)
-        return per_output[0]
+        gather = self._array_gather
+        stacked = jnp.stack([entries[i] for i in gather.unique], axis=-1)
+        return stacked[..., gather.index]
+
+    @property
+    def _array_gather(self):
+        """Distinct entries to stack once, and the index array placing them in the full tensor.
+
+        A Hessian of n variables has n*(n+1)/2 distinct entries and often few
+        distinct constants; stacking those once and gathering keeps the
+        compiled graph small (one gather instead of n**2 stacked arrays).
+        """
+        gather = self._jitted.get("_gather")
+        if gather is None:
+            n, k = len(self.wrt), self.order
+            slot: dict = {}  # distinct entry expression -> position in the stack
+            unique: list[int] = []
+            index = np.empty((len(self.captured.outputs),) + (n,) * k, dtype=np.int32)
+            for o in range(len(self.captured.outputs)):
+                for idx in itertools.product(range(n), repeat=k):
+                    i = self.index(o, idx)
+                    expr = self.entries[i]
+                    if expr not in slot:
+                        slot[expr] = len(unique)
+                        unique.append(i)
+                    index[(o,) + idx] = slot[expr]
+            if not self.captured.vector:
+                index = index[0]
+            gather = self._jitted["_gather"] = _Gather(tuple(unique), index)
+        return gather
+
+
+@dataclass(frozen=True)
+class _Gather:
+    unique: tuple[int, ...]
+    index: np.ndarray
 
 
 def _counting(fn: Callable) -> Callable:

@@ -226,18 +226,27 @@ class Derivative:
     def _run(self, entry: str, args: tuple, kwargs: dict, cotangents=None):
         arrays, dtype = self._prepare(args, kwargs)
         with x64_scope(dtype):
-            xs = [self._place(a, dtype) for a in arrays]
+            xs = self._place(arrays, dtype)
             fn = self._program.jitted(entry)
             if entry == "grad":
-                cts = None if cotangents is None else [self._place(c, dtype) for c in cotangents]
+                cts = None if cotangents is None else self._place(cotangents, dtype)
                 return fn(cts, *xs)
             return fn(*xs)
 
-    def _place(self, value, dtype):
+    def _place(self, values: list, dtype) -> list:
+        """Inputs in the computation dtype, on the requested device.
+
+        NumPy inputs are cast by NumPy and handed to the jitted function as they
+        are (its C++ fast path transfers them); going through ``jnp.asarray``
+        one input at a time would cost far more than the computation.
+        """
+        placed = [
+            (v if v.dtype == dtype else v.astype(dtype)) if isinstance(v, jax.Array) else np.asarray(v, dtype=dtype)
+            for v in values
+        ]
         if self._device is not None:
-            return jax.device_put(np.asarray(value, dtype=dtype) if not isinstance(value, jax.Array)
-                                  else value.astype(dtype), self._device)
-        return jnp.asarray(value, dtype=dtype)
+            placed = jax.device_put(placed, self._device)
+        return placed
 
     def _shape_result(self, per_output: list):
         return tuple(per_output) if self._program.captured.vector else per_output[0]

@@ -472,15 +472,20 @@ def build_kernel(
             code = _Code(f"jnp.where(jnp.isnan({v}), {v}, {code.text})", _ATOM, code.depth)
         entry_codes.append(code)
 
-    def full(code: _Code) -> str:
+    constants: dict[str, str] = {}  # a constant entry (zeros of a Hessian) is built once, then shared
+
+    def full(code: _Code, expr: sympy.Expr | None = None) -> str:
+        if expr is not None and expr.is_number:
+            if code.text not in constants:
+                constants[code.text] = writer.local(_Code(f"full({code.text}, _shape, _dtype)", _ATOM)).text
+            return constants[code.text]
         return f"full({code.text}, _shape, _dtype)"
 
     def tup(items: list[str]) -> str:
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
-    body = writer.lines + [
-        f"    return {tup([full(c) for c in value_codes])}, {tup([full(c) for c in entry_codes])}"
-    ]
+    returned = tup([full(c, e) for c, e in zip(entry_codes, entries)])
+    body = writer.lines + [f"    return {tup([full(c) for c in value_codes])}, {returned}"]
     source = "\n".join(header + body) + "\n"
     namespace = dict(_NAMESPACE)
     exec(compile(source, f"<symdiff {function_name}>", "exec"), namespace)  # our generated code, never user text

@@ -232,3 +232,19 @@ def test_input_errors_name_the_input():
     with pytest.raises(sd.SymdiffError, match="no symbols"):
         sd.derive("2 + 3")
     assert issubclass(sd.SymdiffError, ValueError)
+
+
+def test_hessian_array_of_many_variables_matches_jax_hessian():
+    n = 30
+    text = " + ".join(f"100*(x{i + 1} - x{i}**2)**2 + (1 - x{i})**2" for i in range(n - 1))
+    d = sd.derive(text, order=2, simplify=False, dtype="float64")
+    xs = np.linspace(-0.5, 1.5, n)
+
+    def rosen(v):
+        return jnp.sum(100 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2)
+
+    with jax.enable_x64(True):
+        want = np.asarray(jax.hessian(rosen)(jnp.asarray(xs)))
+    got = d.array(*xs)
+    assert got.shape == (n, n)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
