@@ -129,6 +129,9 @@ def test_line_fit_result_members():
     assert isinstance(r.derivative, sd.Derivative)
     assert str(r.derivative) == "d/db = 2*(b + w*x - y)\nd/dw = 2*x*(b + w*x - y)"
     assert [s.name for s in r.derivative.wrt] == ["b", "w"]
+    # the objective's gradient is the mean of those closed forms over the rows: zero at the least-squares optimum
+    elementwise = r.derivative.array(b=r.params["b"], w=r.params["w"], **line_data())
+    np.testing.assert_allclose(np.mean(np.asarray(elementwise), axis=0), 0.0, atol=1e-4)
     # the model: the loss with the numbers in, data symbols free
     x, y = sympy.symbols("x y", real=True)
     assert r.model.free_symbols == {x, y}
