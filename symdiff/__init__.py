@@ -65,3 +65,7 @@ from ._tensor import tensor as tensor  # noqa: E402
 from ._tensor import where as where  # noqa: E402
 from ._tensor import zeros as zeros  # noqa: E402
 from ._tensor import zeros_like as zeros_like  # noqa: E402
+from ._fit import FitError as FitError  # noqa: E402
+from ._fit import FitResult as FitResult  # noqa: E402
+from ._fit import FitWarning as FitWarning  # noqa: E402
+from ._fit import fit as fit  # noqa: E402
