@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from ._deep import call_deep
 from ._errors import ParseError
 from ._functions import CONSTANTS, FUNCTIONS
 
@@ -35,6 +36,7 @@ _MAX_ROOT_BITS = 1_000  # larger exact bases of fractional powers stay unevaluat
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _SPACE = re.compile(r"[ \t\r\n]+")
+_DIGITS = frozenset("0123456789")  # str.isdigit() accepts Unicode digits such as "¹"
 
 # Characters with a known meaning elsewhere, and why they are refused here.
 _REFUSED = {
@@ -111,7 +113,7 @@ def _tokenize(text: str):
             pos = m.end()
             continue
         ch = text[pos]
-        if ch.isdigit() or (ch == "." and pos + 1 < n and text[pos + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and pos + 1 < n and text[pos + 1] in _DIGITS):
             m = _NUMBER.match(text, pos)
             end = m.end()
             if end < n:
@@ -189,8 +191,8 @@ def _value(item, text: str = "") -> sympy.Expr:
                 _too_large("the sum of these numbers", text, item.pos)
         return _guarded(sympy.Add, item.terms, text, item.pos)
     if isinstance(item, _Product):
-        rationals = [f.as_coeff_Mul()[0] for f in item.factors]
-        rationals = [r for r in rationals if r.is_Rational]
+        rationals = [f.as_coeff_Mul()[0] if f.is_Mul else f for f in item.factors]
+        rationals = [r for r in rationals if r.is_Rational and not (r.q == 1 and abs(r.p) == 1)]
         if len(rationals) > 1:
             bits = max(sum(_bits(r.p) for r in rationals), sum(_bits(r.q) for r in rationals))
             if bits > MAX_NUMBER_BITS:
@@ -347,9 +349,16 @@ class _Parser:
             if (base.is_Float or (not base.is_Rational and self.is_number(base))) and _bits(exponent.p) > 64:
                 exponent = sympy.Float(exponent)  # float ** huge integer: SymPy would square 10**k times
             if base.is_Rational and exponent.q != 1 and max(_bits(base.p), _bits(base.q)) > _MAX_ROOT_BITS:
-                # SymPy searches huge integers for perfect powers (seconds): keep the root unevaluated
-                return _guarded(sympy.Pow, (base, exponent), self.text, pos, evaluate=False)
+                self._huge_root(pos)
         return _guarded(sympy.Pow, (base, exponent), self.text, pos)
+
+    def _huge_root(self, pos: int):
+        # SymPy factors the radicand of an exact root wherever the root is rebuilt (seconds to hours)
+        self.fail(
+            f"exact roots of numbers larger than {_MAX_ROOT_BITS} bits are not supported; "
+            "write the number as a float, e.g. sqrt(1e300) instead of sqrt(10**300)",
+            pos,
+        )
 
     def call(self, group: _Group, pos: int):
         builder, arities = FUNCTIONS[group.function]
@@ -365,7 +374,7 @@ class _Parser:
         if group.function in ("sqrt", "cbrt") and args[0].is_Rational and max(
             _bits(args[0].p), _bits(args[0].q)
         ) > _MAX_ROOT_BITS:
-            expr = _guarded(builder, args, self.text, group.pos, evaluate=False)  # no perfect-power search
+            self._huge_root(group.pos)
         elif group.function in ("gamma", "loggamma") and self.is_number(args[0]) and _guarded(abs, (args[0],), self.text, group.pos) > 1000:
             expr = _guarded(builder, args, self.text, group.pos, evaluate=False)  # exact gamma of a huge integer never ends
         else:
@@ -503,9 +512,7 @@ def parse(text: str) -> sympy.Expr:
         )
     if threading.current_thread().name == _DEEP_THREAD_NAME:
         return _parse_here(text)
-    from ._deep import call_deep  # SymPy recurses while building deeply nested expressions
-
-    return call_deep(_parse_here, text)
+    return call_deep(_parse_here, text)  # SymPy recurses while building deeply nested expressions
 
 
 _DEEP_THREAD_NAME = "symdiff-symbolic"
