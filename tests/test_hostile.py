@@ -399,3 +399,19 @@ def test_the_watch_would_catch_execution():
     with pytest.raises(AssertionError, match="sympified"):
         with no_execution():
             sympy.sympify("x + 1")
+
+
+def test_text_just_under_the_length_limit_is_bounded():
+    """~10**5 terms `i*x_k` filling just under a megabyte (was half a minute before terms were pre-collected)."""
+    from symdiff._parse import MAX_TEXT_LENGTH
+
+    terms, n, i = [], 0, 0
+    while n + len(f"{i}*x{i % 10}") + 1 < MAX_TEXT_LENGTH:
+        terms.append(f"{i}*x{i % 10}")
+        n += len(terms[-1]) + 1
+        i += 1
+    text = "+".join(terms)
+    kind, value, seconds = _bounded(parse, text, guard=60.0)
+    assert kind == "ok", value
+    x0 = sympy.Symbol("x0", real=True)
+    assert value.coeff(x0) == sum(range(0, len(terms), 10))
