@@ -561,7 +561,7 @@ def parse(text: str) -> sympy.Expr:
     if len(text) > MAX_TEXT_LENGTH:
         raise ParseError(
             f"expression text is {len(text):,} characters long, more than the limit of {MAX_TEXT_LENGTH:,}",
-            text[:80],
+            text,
             MAX_TEXT_LENGTH,
         )
     if threading.current_thread().name == _DEEP_THREAD_NAME:

@@ -302,6 +302,8 @@ def test_megabyte_text_is_refused_at_once():
     assert kind == "error" and isinstance(value, sd.ParseError)
     assert "long" in str(value)
     assert seconds < 1.0
+    assert value.text == text and value.position == 1_000_000
+    assert len(str(value)) < 500  # the message shows the text shortened
 
 
 @pytest.mark.parametrize(
@@ -415,3 +417,33 @@ def test_text_just_under_the_length_limit_is_bounded():
     assert kind == "ok", value
     x0 = sympy.Symbol("x0", real=True)
     assert value.coeff(x0) == sum(range(0, len(terms), 10))
+
+
+def test_deep_expressions_built_unevaluated_still_differentiate_correctly():
+    """Past 64 levels the parser skips SymPy's automatic evaluation; derivatives must not change."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    n = 80
+
+    def chain(step):
+        def f(x):
+            v = x
+            for _ in range(n):
+                v = step(v)
+            return v
+
+        return f
+
+    cases = [
+        ("sin(" * n + "x" + ")" * n, chain(jnp.sin)),
+        ("(1/(1+" * n + "x" + "))" * n, chain(lambda v: 1 / (1 + v))),
+        ("log(1 + " * n + "x" + ")" * n, chain(lambda v: jnp.log(1 + v))),
+    ]
+    x = np.array([0.3, 1.1])
+    for text, f in cases:
+        got = np.asarray(sd.derive(text, "x")(x))
+        with jax.enable_x64(True):
+            want = np.asarray(jax.vmap(jax.grad(f))(jnp.asarray(x)))
+        np.testing.assert_allclose(got, want, rtol=1e-10, err_msg=text[:40])
