@@ -5,6 +5,15 @@ unary ``+ -``, parentheses and calls of a fixed function list. The parser is an
 operator-precedence (shunting-yard) loop with explicit stacks, so nesting depth
 costs heap memory, not Python recursion, and long sums or products are built
 with one n-ary ``Add``/``Mul`` instead of a quadratic chain of binary ones.
+
+Nothing the text asks for may hang or exhaust memory: texts over
+``MAX_TEXT_LENGTH`` and nesting over ``MAX_DEPTH`` are refused at once; exact
+numbers are bounded (``MAX_NUMBER_BITS``, checked with integer arithmetic before
+SymPy computes them), floats are bounded near 1e400, exact roots of huge numbers
+are refused (SymPy would factor them), subtrees deeper than ``_EVALUATE_DEPTH``
+are built without SymPy's automatic evaluation (which is cubic in the depth),
+and long sums are collected in Python. Any arithmetic failure inside SymPy
+becomes a :class:`ParseError` at the operator's position.
 """
 
 from __future__ import annotations
