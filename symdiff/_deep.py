@@ -50,6 +50,20 @@ def _leave():
             sys.setrecursionlimit(_saved_limit)
 
 
+def _ignore_stray_interrupts() -> None:
+    """Stop Python printing a BudgetExceeded that landed in a GC callback (it is re-sent)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_symdiff", False):
+        return
+
+    def hook(unraisable):
+        if not isinstance(unraisable.exc_value, BudgetExceeded):
+            previous(unraisable)
+
+    hook._symdiff = True
+    sys.unraisablehook = hook
+
+
 def _interrupt(thread: threading.Thread) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(BudgetExceeded))
 
@@ -81,6 +95,7 @@ def call_deep(fn: Callable[..., Any], *args: Any, timeout: float | None = None) 
             finally:
                 threading.stack_size(previous)
         if not finished.wait(timeout):
+            _ignore_stray_interrupts()
             # Re-send: an exception delivered inside a GC callback is swallowed by Python.
             for _ in range(int(_GRACE_SECONDS / 0.05)):
                 _interrupt(thread)
