@@ -11,7 +11,7 @@ trees, derived together as one vector-valued expression (one Jacobian compile,
 one Hessian compile per example).
 
 Case-count knob: ``SYMDIFF_PROPERTY_CASES`` is the number of random expressions
-to check (default 100, about half a minute here). A deep run sets it to 100000::
+to check (default 1000: gradients and Hessians of 1000, orders 3-4 and vjp of 250). A deep run sets it to 100000::
 
     SYMDIFF_PROPERTY_CASES=100000 python -m pytest tests/test_properties.py
 """
@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 
 import symdiff as sd
 
-CASES = int(os.environ.get("SYMDIFF_PROPERTY_CASES", "100"))
-EXPRESSIONS_PER_EXAMPLE = 5
+CASES = int(os.environ.get("SYMDIFF_PROPERTY_CASES", "1000"))
+EXPRESSIONS_PER_EXAMPLE = int(os.environ.get("SYMDIFF_PROPERTY_BATCH", "25"))
 EXAMPLES = max(1, math.ceil(CASES / EXPRESSIONS_PER_EXAMPLE))
 VARS = ("x", "y", "z")
 N_POINTS = 4
@@ -170,10 +170,69 @@ def test_random_expressions_gradient_and_hessian_match_jax(exprs, seed):
     CHECKED["expressions"] += len(texts)
 
 
+def _kth_reference(fns, points, order):
+    """Nested jax.grad in x (order times), the other variables fixed, vmapped; float64."""
+    with jax.enable_x64(True):
+        out = []
+        for fn in fns:
+            g = lambda x, y, z, fn=fn: jnp.asarray(fn({"x": x, "y": y, "z": z}), jnp.float64)  # noqa: E731
+            for _ in range(order):
+                g = jax.grad(g, argnums=0)
+            out.append(np.asarray(jax.vmap(g)(*(jnp.asarray(p, jnp.float64) for p in points))))
+    return np.stack(out, axis=-1)
+
+
+def _vjp_reference(fns, points, cotangents):
+    with jax.enable_x64(True):
+        def f(x, y, z):
+            env = {"x": x, "y": y, "z": z}
+            return tuple(jnp.broadcast_to(jnp.asarray(fn(env), jnp.float64), x.shape) for fn in fns)
+
+        _, pullback = jax.vjp(f, *(jnp.asarray(p, jnp.float64) for p in points))
+        return [np.asarray(g) for g in pullback(tuple(jnp.asarray(c, jnp.float64) for c in cotangents))]
+
+
+@settings(
+    max_examples=max(1, EXAMPLES // 4),
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("SYMDIFF_PROPERTY_RANDOM", "") == "",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+@given(
+    exprs=st.lists(trees, min_size=EXPRESSIONS_PER_EXAMPLE, max_size=EXPRESSIONS_PER_EXAMPLE),
+    seed=st.integers(0, 2**32 - 1),
+    order=st.sampled_from([3, 4]),
+)
+def test_random_expressions_kth_order_and_vjp_match_jax(exprs, seed, order):
+    texts = [t for t, _ in exprs]
+    fns = [f for _, f in exprs]
+    rng = np.random.default_rng(seed)
+    points = [rng.uniform(-2.0, 2.0, N_POINTS) for _ in VARS]
+    ref = _kth_reference(fns, points, order)
+    assume(np.all(np.isfinite(ref)) and np.max(np.abs(ref)) < 1e8)
+
+    dk = sd.derive(texts, wrt="x", order=order)
+    inputs = {s.name: points[VARS.index(s.name)] for s in dk.args}  # only the symbols that occur, and x
+    got = np.asarray(dk.array(**inputs), dtype=np.float64)  # (N, outputs): a single wrt adds no axes
+    assert got.shape == (N_POINTS, len(texts))
+    for k, text in enumerate(texts):
+        assert _close(got[:, k], ref[:, k]), f"d^{order}/dx^{order} of {text!r}: {got[:, k]} vs jax {ref[:, k]}"
+
+    cotangents = [rng.normal(size=N_POINTS) for _ in texts]
+    want = _vjp_reference(fns, points, cotangents)
+    assume(all(np.all(np.isfinite(w)) for w in want))
+    gx, gy, gz = sd.derive(texts, wrt=VARS).vjp(cotangents, *points)
+    for g, w, name in zip((gx, gy, gz), want, VARS):
+        assert _close(np.asarray(g, dtype=np.float64), w), f"vjp wrt {name} of {texts}: {g} vs {w}"
+    CHECKED["kth_vjp"] = CHECKED.get("kth_vjp", 0) + len(texts)
+
+
 def test_property_case_count_is_reported():
     """Runs after the property test (file order): how many random expressions were cross-checked."""
     n = CHECKED["expressions"]
     print(f"\nproperty tests cross-checked {n} random expressions "
+          f"(+{CHECKED.get('kth_vjp', 0)} at order 3/4 and through vjp) "
           f"({CHECKED['examples']} examples x {EXPRESSIONS_PER_EXAMPLE}); SYMDIFF_PROPERTY_CASES={CASES}")
     if n == 0:
         pytest.skip("the property test did not run first (selected alone?)")
