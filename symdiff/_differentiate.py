@@ -124,10 +124,13 @@ def _chainable(e: sympy.Expr) -> bool:
 class _Differentiator:
     """``d/ds`` of SymPy expressions, memoised per node (one instance per symbol ``s``)."""
 
-    def __init__(self, s: sympy.Symbol):
+    def __init__(self, s: sympy.Symbol, shared: dict | None = None):
         self.s = s
         self.memo: dict[sympy.Basic, _Derivative] = {}
-        self.plain: dict[sympy.Basic, bool] = {}
+        # fdiff results and plainness do not depend on s: shared by the differentiators of one call
+        shared = {} if shared is None else shared
+        self.plain: dict[sympy.Basic, bool] = shared.setdefault("plain", {})
+        self.fdiffs: dict[tuple[sympy.Basic, int], sympy.Expr] = shared.setdefault("fdiff", {})
 
     def _is_plain(self, root: sympy.Basic) -> bool:
         """No pi, I, infinities or NaN anywhere in ``root`` (memoised, iterative)."""
@@ -152,12 +155,18 @@ class _Differentiator:
 
     def _fdiff(self, node: sympy.Basic, i: int) -> sympy.Expr:
         """``node.fdiff(i)``, skipping the partner function's eval where it provably does nothing."""
-        partner = _PARTNERS.get(type(node))
-        if partner is not None and self._is_plain(node.args[0]):
-            head, negate = partner
-            df = head(node.args[0], evaluate=False)
-            return -df if negate else df
-        return node.fdiff(i)
+        key = (node, i)
+        df = self.fdiffs.get(key)
+        if df is None:
+            partner = _PARTNERS.get(type(node))
+            if partner is not None and self._is_plain(node.args[0]):
+                head, negate = partner
+                df = head(node.args[0], evaluate=False)
+                df = -df if negate else df
+            else:
+                df = node.fdiff(i)
+            self.fdiffs[key] = df
+        return df
 
     def __call__(self, expr: sympy.Expr) -> sympy.Expr:
         return _built(self._derive(expr))
@@ -328,6 +337,7 @@ def differentiate(
 
 def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int) -> dict[EntryKey, sympy.Expr]:
     by_symbol: dict[sympy.Symbol, _Differentiator] = {}  # one memo per symbol, shared by outputs and orders
+    shared: dict = {}
     result: dict[EntryKey, sympy.Expr] = {}
     for o, f in enumerate(captured.outputs):
         lower: dict[tuple[int, ...], sympy.Expr] = {(): f}
@@ -339,7 +349,7 @@ def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int
                     s = wrt[combo[-1]]
                     d = by_symbol.get(s)
                     if d is None:
-                        d = by_symbol[s] = _Differentiator(s)
+                        d = by_symbol[s] = _Differentiator(s, shared)
                     current[combo] = d(parent)
                 else:
                     current[combo] = sympy.Integer(0)
