@@ -202,6 +202,11 @@ def machine_info() -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "symdiff"], capture_output=True, text=True,
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.rstrip()
+        if commit and dirty:
+            commit += " + uncommitted changes in symdiff/ (" + ", ".join(
+                line[3:] for line in dirty.splitlines()[:5]) + ")"
     except OSError:
         commit = "?"
     import jax
