@@ -208,12 +208,34 @@ def _fold(fn: str, args: list[_Code], depth: int) -> _Code:
     return _Code(text, _ATOM, depth)
 
 
-def _children(node: sympy.Basic):
+def _constant_nodes(roots) -> dict:
+    """Which nodes of the DAG are constant, bottom-up in one pass.
+
+    SymPy's ``is_number`` walks the whole subtree on every call, which is
+    quadratic on deep expressions; this memo answers for every node at once.
+    """
+    const: dict = {}
+    stack = [(r, False) for r in roots]
+    while stack:
+        node, ready = stack.pop()
+        if node in const:
+            continue
+        if node.is_Atom:
+            const[node] = bool(node.is_number)
+        elif not ready:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in const)
+        else:
+            const[node] = all(const[a] for a in node.args)
+    return const
+
+
+def _children(node: sympy.Basic, is_const: Callable[[sympy.Basic], bool]):
     """The nodes whose code ``node``'s code is written from."""
     if isinstance(node, sympy.Piecewise):
         return [part for e, c in node.args for part in ((e,) if c is sympy.true else (e, c))]
     if isinstance(node, sympy.Mul):
-        return [_inverse(f) if _is_reciprocal(f) else f for f in node.args if not f.is_number]
+        return [_inverse(f) if _is_reciprocal(f) else f for f in node.args if not is_const(f)]
     if _is_reciprocal(node):
         return [node.base] if node.exp == sympy.Rational(-1, 2) else [_inverse(node)]
     if isinstance(node, sympy.Pow) and node.exp.is_Integer:
@@ -228,7 +250,14 @@ class _Writer:
         self.lines: list[str] = []
         self.memo: dict[sympy.Basic, _Code] = {s: _Code(n, _ATOM) for s, n in arg_names.items()}
         self.uses: dict[sympy.Basic, int] = {}
+        self.const: dict[sympy.Basic, bool] = {}
         self.counter = 0
+
+    def is_const(self, node: sympy.Basic) -> bool:
+        """Whether ``node`` has no symbols (memoised; nodes made while lowering are added lazily)."""
+        if node not in self.const:
+            self.const.update(_constant_nodes([node]))
+        return self.const[node]
 
     def local(self, code: _Code, name: str | None = None) -> _Code:
         if name is None:
@@ -238,14 +267,15 @@ class _Writer:
         return _Code(name, _ATOM)
 
     def count_uses(self, roots: Sequence[sympy.Basic]) -> None:
+        self.const.update(_constant_nodes(roots))
         uses = self.uses
         stack = list(roots)
         while stack:
             node = stack.pop()
             n = uses.get(node, 0)
             uses[node] = n + 1
-            if n == 0 and not node.is_Atom and not node.is_number:
-                stack.extend(_children(node))
+            if n == 0 and not node.is_Atom and not self.is_const(node):
+                stack.extend(_children(node, self.is_const))
 
     def lower(self, root: sympy.Basic) -> _Code:
         memo = self.memo
@@ -254,16 +284,16 @@ class _Writer:
             node, ready = stack.pop()
             if node in memo:
                 continue
-            if node.is_number:
+            if self.is_const(node):
                 memo[node] = _constant(node)
                 continue
             if node.is_Symbol:
                 raise LoweringError(f"symbol {node} is not an input of this function")
             if not ready:
                 stack.append((node, True))
-                stack.extend((a, False) for a in _children(node) if a not in memo)
+                stack.extend((a, False) for a in _children(node, self.is_const) if a not in memo)
                 continue
-            code = self.render(node, [memo[a] for a in _children(node)])
+            code = self.render(node, [memo[a] for a in _children(node, self.is_const)])
             if self.uses.get(node, 1) > 1 or code.depth > _MAX_INLINE_DEPTH:
                 code = self.local(code)
             memo[node] = code
@@ -343,11 +373,11 @@ class _Writer:
         return _Code(" ".join(texts), _ADD, depth)
 
     def render_mul(self, node: sympy.Mul, depth: int) -> _Code:
-        constants = [f for f in node.args if f.is_number]
+        constants = [f for f in node.args if self.is_const(f)]
         coeff = sympy.Mul(*constants) if constants else sympy.Integer(1)
         numer: list[str] = []
         denom: list[str] = []
-        for factor in (f for f in node.args if not f.is_number):
+        for factor in (f for f in node.args if not self.is_const(f)):
             if _is_reciprocal(factor):
                 denom.append(_wrap(self.memo[_inverse(factor)], _MUL))
             else:
