@@ -35,8 +35,26 @@ class Captured:
 
     @property
     def free_symbols(self) -> set[sympy.Symbol]:
-        """Every symbol the outputs depend on."""
-        return set().union(*(e.free_symbols for e in self.outputs))
+        """Every symbol the outputs depend on (an explicit-stack walk: no recursion limit)."""
+        cached = self.__dict__.get("_free_symbols")
+        if cached is None:
+            cached = _symbols_in(self.outputs)
+            object.__setattr__(self, "_free_symbols", cached)
+        return set(cached)
+
+
+def _symbols_in(roots) -> frozenset:
+    found, seen, stack = set(), set(), list(roots)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, sympy.Symbol):
+            found.add(node)
+        else:
+            stack.extend(node.args)
+    return frozenset(found)
 
 
 _DIGITS = re.compile(r"(\d+)")
@@ -67,11 +85,14 @@ def _realify(expr: sympy.Basic, where: str) -> sympy.Expr:
         raise CaptureError(f"{where}: expected a SymPy expression, got {type(expr).__name__} {expr!r}")
     if expr.has(sympy.I):
         raise CaptureError(f"{where}: complex expressions are not supported: {expr}")
-    mapping = {s: real_symbol(s.name) for s in expr.free_symbols if isinstance(s, sympy.Symbol)}
-    others = [s for s in expr.free_symbols if not isinstance(s, sympy.Symbol)]
+    free = _symbols_in([expr])
+    mapping = {s: real_symbol(s.name) for s in free if isinstance(s, sympy.Symbol) and not s.is_real}
+    others = [s for s in free if not isinstance(s, sympy.Symbol)]
     if others:
         raise CaptureError(f"{where}: unsupported free object {others[0]!r} in {expr}")
-    return expr.xreplace(mapping) if mapping else expr
+    result = expr.xreplace(mapping) if mapping else expr
+    hash(result)  # SymPy caches it; computed here, on the deep stack, not later on the caller's
+    return result
 
 
 def _from_python(value: Any, where: str) -> sympy.Expr:
@@ -131,7 +152,7 @@ def _capture_one(item: Any, where: str):
     if isinstance(item, sympy.MatrixBase):
         return [_realify(e, f"{where}[{i}]") for i, e in enumerate(item)]
     if isinstance(item, sympy.Basic):
-        return _realify(item, where)
+        return call_deep(_realify, item, where)  # SymPy recurses over the tree
     if callable(item):
         name = getattr(item, "__name__", type(item).__name__)
         return _capture_callable(item, f"function {name!r}")

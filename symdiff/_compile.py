@@ -93,6 +93,10 @@ class Program:
     def _values_entries(self, *xs):
         return self.kernel.fn(*xs)
 
+    def _entries(self, *xs):
+        """Derivative entries only: the value is not written out (XLA drops its computation)."""
+        return self.kernel.fn(*xs)[1]
+
     def _grad(self, cotangents, *xs):
         """Order-1 VJP: per output and wrt, sum_to(cotangent * dy/dw). cotangents=None means ones."""
         _, entries = self.kernel.fn(*xs)

@@ -24,12 +24,15 @@ _CAPTURED = _cache.LRUCache("captured text", 1024)
 
 
 def _capture_cached(expr: Any) -> Captured:
+    """Text and SymPy expressions are captured once per distinct value; callables every time."""
     if isinstance(expr, str):
         def parse_once():
             _cache.count("parses")
             return capture(expr)
 
         return _CAPTURED.get_or_create(expr, parse_once)
+    if isinstance(expr, sympy.Basic):  # hashing a deep SymPy tree recurses: do it on the deep stack
+        return call_deep(_CAPTURED.get_or_create, ("sympy", expr), lambda: capture(expr))
     return capture(expr)
 
 
@@ -271,7 +274,7 @@ class Derivative:
             jac = self._run("jacobian", args, kwargs)
             per_output = [row[0] if self._single else tuple(row) for row in jac]
         else:
-            _, entries = self._run("values_entries", args, kwargs)
+            entries = self._run("entries", args, kwargs)
             per_output = [self._nest(entries, o) for o in range(len(p.captured.outputs))]
         return self._shape_result(per_output)
 
