@@ -56,28 +56,37 @@ def test_lru_cache_is_bounded():
     assert _compile.PROGRAM_CACHE_SIZE == 256
 
 
-def test_threads_share_one_symbolic_run_and_get_correct_results():
-    sd.clear_caches()
-    expr = "exp(m)*cos(n) + m**4"
-    before = sd.cache_stats()
-    results, errors = [None] * 8, []
-    barrier = threading.Barrier(8)
+def _run_in_threads(work, n=8):
+    """Run ``work(i)`` on n threads released together; re-raise the first failure."""
+    errors, barrier = [], threading.Barrier(n)
 
-    def work(i):
+    def target(i):
         try:
             barrier.wait()
-            d = sd.derive(expr)
-            gm, gn = d(m=float(i), n=0.0)
-            results[i] = float(gm)
-        except Exception as exc:  # pragma: no cover - reported below
+            work(i)
+        except Exception as exc:  # noqa: BLE001 - re-raised below on the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    if errors:
+        raise errors[0]
+
+
+def test_threads_share_one_symbolic_run_and_get_correct_results():
+    sd.clear_caches()
+    expr = "exp(m)*cos(n) + m**4"
+    before = sd.cache_stats()
+    results = [None] * 8
+
+    def work(i):
+        gm, gn = sd.derive(expr)(m=float(i), n=0.0)
+        results[i] = float(gm)
+
+    _run_in_threads(work)
     assert _delta(before, sd.cache_stats(), "symbolic") == 1
     for i, r in enumerate(results):
         assert r == pytest.approx(np.exp(i) + 4 * i**3, rel=1e-5)
@@ -85,22 +94,12 @@ def test_threads_share_one_symbolic_run_and_get_correct_results():
 
 def test_threads_mixing_float32_and_float64_keep_their_dtypes():
     d = sd.derive("sin(s)*t**2")
-    errors, barrier = [], threading.Barrier(8)
 
     def work(i):
-        try:
-            barrier.wait()
-            dtype = np.float64 if i % 2 else np.float32
-            for _ in range(20):
-                gs, gt = d(np.full(3, 0.5, dtype=dtype), np.full(3, 2.0, dtype=dtype))
-                assert gs.dtype == dtype and gt.dtype == dtype
-                np.testing.assert_allclose(np.asarray(gs), np.cos(0.5) * 4.0, rtol=1e-6)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        dtype = np.float64 if i % 2 else np.float32
+        for _ in range(20):
+            gs, gt = d(np.full(3, 0.5, dtype=dtype), np.full(3, 2.0, dtype=dtype))
+            assert gs.dtype == dtype and gt.dtype == dtype
+            np.testing.assert_allclose(np.asarray(gs), np.cos(0.5) * 4.0, rtol=1e-6)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    _run_in_threads(work)

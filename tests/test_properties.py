@@ -38,6 +38,12 @@ VARS = ("x", "y", "z")
 N_POINTS = 4
 
 CHECKED = {"expressions": 0, "examples": 0}
+SETTINGS = dict(
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("SYMDIFF_PROPERTY_RANDOM", "") == "",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 # A node is (text, fn) where fn maps {name: array} -> array. Text is fully parenthesised
 # where precedence matters; the function is written with jnp independently of symdiff.
@@ -131,13 +137,7 @@ def _close(got, want):
     return np.all(np.abs(got - want) <= 1e-7 * scale)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=os.environ.get("SYMDIFF_PROPERTY_RANDOM", "") == "",
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
+@settings(max_examples=EXAMPLES, **SETTINGS)
 @given(
     exprs=st.lists(trees, min_size=EXPRESSIONS_PER_EXAMPLE, max_size=EXPRESSIONS_PER_EXAMPLE),
     seed=st.integers(0, 2**32 - 1),
@@ -192,13 +192,7 @@ def _vjp_reference(fns, points, cotangents):
         return [np.asarray(g) for g in pullback(tuple(jnp.asarray(c, jnp.float64) for c in cotangents))]
 
 
-@settings(
-    max_examples=max(1, EXAMPLES // 4),
-    deadline=None,
-    database=None,
-    derandomize=os.environ.get("SYMDIFF_PROPERTY_RANDOM", "") == "",
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
+@settings(max_examples=max(1, EXAMPLES // 4), **SETTINGS)
 @given(
     exprs=st.lists(trees, min_size=EXPRESSIONS_PER_EXAMPLE, max_size=EXPRESSIONS_PER_EXAMPLE),
     seed=st.integers(0, 2**32 - 1),
