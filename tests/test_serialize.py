@@ -47,6 +47,26 @@ def test_loaded_closed_forms_and_broadcasting(saved):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12)
 
 
+def _rewrite(src_path, dst_path, change):
+    """Copy a saved archive, passing each member's bytes through ``change(name, body)``."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(dst_path, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, change(name, src.read(name)))
+    return dst_path
+
+
+def _future_format(name, body):
+    if name != "meta.json":
+        return body
+    meta = json.loads(body)
+    meta["format"] = "symdiff-derivative/99"
+    return json.dumps(meta).encode()
+
+
+def _zeroed_blobs(name, body):
+    return body[:40] + b"\x00" * 64 + body[104:] if name.endswith(".bin") else body
+
+
 def test_damaged_files_raise_symdiff_error(saved, tmp_path):
     _, path = saved
     data = path.read_bytes()
@@ -54,23 +74,9 @@ def test_damaged_files_raise_symdiff_error(saved, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(sd.SymdiffError, match="damaged"):
         sd.load(truncated)
-    wrong = tmp_path / "wrong.sdz"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(wrong, "w") as dst:
-        for name in src.namelist():
-            body = src.read(name)
-            if name == "meta.json":
-                meta = json.loads(body)
-                meta["format"] = "symdiff-derivative/99"
-                body = json.dumps(meta).encode()
-            dst.writestr(name, body)
     with pytest.raises(sd.SymdiffError, match="not a symdiff-derivative/1 file"):
-        sd.load(wrong)
-    corrupt = tmp_path / "corrupt.sdz"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(corrupt, "w") as dst:
-        for name in src.namelist():
-            body = src.read(name)
-            dst.writestr(name, body[:40] + b"\x00" * 64 + body[104:] if name.endswith(".bin") else body)
+        sd.load(_rewrite(path, tmp_path / "wrong.sdz", _future_format))
     with pytest.raises(sd.SymdiffError):
-        sd.load(corrupt)(a=1.0, b=2.0)
+        sd.load(_rewrite(path, tmp_path / "corrupt.sdz", _zeroed_blobs))(a=1.0, b=2.0)
     with pytest.raises(sd.SymdiffError):
         sd.load(tmp_path / "missing.sdz")
