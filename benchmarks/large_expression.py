@@ -9,12 +9,12 @@ import sys
 import time
 
 import symdiff as sd
+from symdiff._capture import capture
 
 n = int(sys.argv[1])
 text = " + ".join(f"{(i % 97) / 10 + 0.1}*sin({(i % 89) / 7 + 0.3}*x + y*{(i % 13) / 5})" for i in range(n))
 print("chars", len(text), flush=True)
 t = time.time()
-from symdiff._capture import capture
 
 c = capture(text)
 print("capture", time.time() - t, flush=True)

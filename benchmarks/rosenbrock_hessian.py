@@ -5,6 +5,7 @@ Run: python benchmarks/rosenbrock_hessian.py 100
 
 import sys
 import time
+import timeit
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +37,6 @@ t3 = time.time() - t
 print(
     f"n={n} derive {t1:.2f}s first array call {t2:.2f}s jax.hessian first {t3:.2f}s maxerr {float(jnp.max(jnp.abs(H - Hj))):.3g}"
 )
-import timeit
 
 print(
     "array run",
