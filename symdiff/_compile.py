@@ -115,7 +115,14 @@ class Program:
 
     def _jacobian(self, *xs):
         """Per output, per wrt: the order-1 derivative summed to each input's shape."""
-        _, entries = self.kernel.fn(*xs)
+        return self._summed(xs, self.kernel.fn(*xs)[1])
+
+    def _values_jacobian(self, *xs):
+        """The values and :meth:`_jacobian` from one evaluation of the kernel."""
+        values, entries = self.kernel.fn(*xs)
+        return values, self._summed(xs, entries)
+
+    def _summed(self, xs, entries):
         return tuple(
             tuple(
                 sum_to_shape(entries[self.index(o, (i,))], jnp.shape(xs[pos]))

@@ -268,13 +268,16 @@ class Derivative:
 
     def __call__(self, *args, **kwargs):
         """Evaluate the compiled derivative (PyTorch's ``y.backward(ones)`` for order 1)."""
+        raw = self._run("jacobian" if self._program.order == 1 else "entries", args, kwargs)
+        return self._structure(raw)
+
+    def _structure(self, raw):
+        """Jacobian rows (order 1) or flat entries (order >= 2) in the shape ``d(...)`` returns."""
         p = self._program
         if p.order == 1:
-            jac = self._run("jacobian", args, kwargs)
-            per_output = [row[0] if self._single else tuple(row) for row in jac]
+            per_output = [row[0] if self._single else tuple(row) for row in raw]
         else:
-            entries = self._run("entries", args, kwargs)
-            per_output = [self._nest(entries, o) for o in range(len(p.captured.outputs))]
+            per_output = [self._nest(raw, o) for o in range(len(p.captured.outputs))]
         return self._shape_result(per_output)
 
     def array(self, *args, **kwargs) -> jax.Array:
@@ -322,9 +325,9 @@ class Derivative:
 
     def value_and_grad(self, *args, **kwargs):
         """``(value, derivative)``: the expression's value and what ``d(...)`` returns."""
-        values, _ = self._run("values_entries", args, kwargs)
-        value = tuple(values) if self._program.captured.vector else values[0]
-        return value, self(*args, **kwargs)
+        entry = "values_jacobian" if self._program.order == 1 else "values_entries"
+        values, raw = self._run(entry, args, kwargs)  # one compiled call for both
+        return self._shape_result(list(values)), self._structure(raw)
 
     @property
     def function(self):
@@ -333,16 +336,9 @@ class Derivative:
         Usable inside ``jax.jit``, ``jax.vmap`` and ``jax.grad``.
         """
         p = self._program
-        single, vector = self._single, p.captured.vector
 
         def derivative(*xs):
-            if p.order == 1:
-                rows = p._jacobian(*xs)
-                per_output = [r[0] if single else tuple(r) for r in rows]
-            else:
-                _, entries = p.kernel.fn(*xs)
-                per_output = [self._nest(entries, o) for o in range(len(p.captured.outputs))]
-            return tuple(per_output) if vector else per_output[0]
+            return self._structure(p._jacobian(*xs) if p.order == 1 else p._entries(*xs))
 
         derivative.__doc__ = f"Derivative of {self.expr} with respect to {', '.join(w.name for w in p.wrt)}."
         return derivative
