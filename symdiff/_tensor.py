@@ -326,13 +326,20 @@ class Node:
 
     ``inputs`` holds tensors and Python scalars; ``params`` is hashable static
     structure (dims, shapes, indices); ``label`` is PyTorch's name, such as
-    ``AddBackward0``.
+    ``AddBackward0``. ``snap`` holds, for every input that is a leaf, its
+    value when the operation was recorded (later in-place updates of the leaf
+    do not change this result, as in PyTorch); ``out`` is the operation's
+    value once computed (``None`` while it is pending: recorded operations are
+    evaluated lazily, see :func:`symdiff._tensor_graph.materialize`);
+    ``shape`` and ``dtype`` are known at once.
     """
 
-    __slots__ = ("op", "params", "inputs", "label")
+    __slots__ = ("op", "params", "inputs", "label", "snap", "out", "shape", "dtype")
 
-    def __init__(self, op: str, params, inputs: tuple, label: str):
+    def __init__(self, op: str, params, inputs: tuple, label: str, shape: tuple = (), dtype=None, out=None):
         self.op, self.params, self.inputs, self.label = op, params, inputs, label
+        self.snap = tuple(x._v if isinstance(x, Tensor) and x._node is None else None for x in inputs)
+        self.shape, self.dtype, self.out = shape, dtype, out
 
     def name(self) -> str:
         return self.label
@@ -362,12 +369,12 @@ class Tensor:
     ``docs/tensors.md``.
     """
 
-    __slots__ = ("_value", "_requires_grad", "grad", "_node", "name", "__weakref__")
+    __slots__ = ("_v", "_requires_grad", "grad", "_node", "name", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, data, dtype=None, device=None, requires_grad: builtins.bool = False, name: str | None = None):
         value = _to_array(data, to_dtype(dtype), device)
-        self._value = value
+        self._v = value
         self._node = None
         self.grad = None
         self.name = name
@@ -377,12 +384,35 @@ class Tensor:
     @classmethod
     def _wrap(cls, value: jax.Array, node: Node | None = None) -> Tensor:
         t = object.__new__(cls)
-        t._value = value
+        t._v = value
         t._node = node
         t._requires_grad = node is not None
         t.grad = None
         t.name = None
         return t
+
+    @classmethod
+    def _pending(cls, node: Node) -> Tensor:
+        """A recorded result whose value is computed when first needed (``node.shape``/``dtype`` known)."""
+        t = object.__new__(cls)
+        t._v = None
+        t._node = node
+        t._requires_grad = True
+        t.grad = None
+        t.name = None
+        return t
+
+    @property
+    def _value(self) -> jax.Array:
+        """The values (a JAX array); a pending recorded result is computed here, once."""
+        v = self._v
+        if v is None:
+            v = _materialize(self)
+        return v
+
+    @_value.setter
+    def _value(self, value: jax.Array) -> None:
+        self._v = value
 
     # ---- attributes
 
@@ -420,11 +450,12 @@ class Tensor:
 
     @property
     def dtype(self) -> dtype:
-        return _dtype_of(self._value)
+        v = self._v
+        return self._node.dtype if v is None else _dtype_of(v)
 
     @property
     def device(self) -> device:
-        return _device_of(self._value)
+        return _device_of_tensor(self)
 
     @property
     def is_cuda(self) -> builtins.bool:
@@ -432,20 +463,21 @@ class Tensor:
 
     @property
     def shape(self) -> Size:
-        return Size(self._value.shape)
+        v = self._v
+        return Size(self._node.shape if v is None else v.shape)
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
 
     @property
     def ndim(self) -> int:
-        return self._value.ndim
+        return len(_shape_of(self))
 
     def dim(self) -> int:
-        return self._value.ndim
+        return len(_shape_of(self))
 
     def numel(self) -> int:
-        return int(self._value.size)
+        return _numel(_shape_of(self))
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -510,7 +542,7 @@ class Tensor:
 
     def clone(self) -> Tensor:
         if self.requires_grad and is_grad_enabled():
-            return _structural("clone", (), (self,), "CloneBackward0", self._value)
+            return _lazy_structural("clone", (), (self,), "CloneBackward0")
         return Tensor._wrap(jnp.array(self._value, copy=True))
 
     def to(self, *args, dtype=None, device=None, copy: builtins.bool = False) -> Tensor:
@@ -543,10 +575,10 @@ class Tensor:
         return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, builtins.int) else device))
 
     def _cast(self, target: dtype) -> Tensor:
+        if self._records() and target.is_floating_point:
+            return Tensor._pending(Node("cast", (target.name,), (self,), "ToCopyBackward0", _shape_of(self), target))
         with _x64():
             value = self._value.astype(target.numpy_dtype)
-        if self._records() and target.is_floating_point:
-            return _structural("cast", (target.name,), (self,), "ToCopyBackward0", value)
         return Tensor._wrap(value)
 
     def float(self) -> Tensor:
@@ -817,10 +849,10 @@ class Tensor:
         if x.dtype in (bool_, int32):
             x = x._cast(int64)
         dims = _normalize_dims(dim, x.ndim)
+        if x._records():
+            return _lazy_structural("sum", (dims, keepdim), (x,), "SumBackward0" if dim is None else "SumBackward1")
         with _x64():
             value = _compiled("structural", "sum", (dims, keepdim))(x._value)
-        if x._records():
-            return _structural("sum", (dims, keepdim), (x,), "SumBackward0" if dim is None else "SumBackward1", value)
         return Tensor._wrap(value)
 
     def mean(self, dim=None, keepdim: builtins.bool = False, dtype=None):
@@ -829,11 +861,10 @@ class Tensor:
             raise DtypeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point "
                              f"or complex dtype. Got: {x.dtype.name.capitalize()}")
         dims = _normalize_dims(dim, x.ndim)
+        if x._records():
+            return _lazy_structural("mean", (dims, keepdim), (x,), "MeanBackward0" if dim is None else "MeanBackward1")
         with _x64():
             value = _compiled("structural", "mean", (dims, keepdim))(x._value)
-        if x._records():
-            return _structural("mean", (dims, keepdim), (x,), "MeanBackward0" if dim is None else "MeanBackward1",
-                               value)
         return Tensor._wrap(value)
 
     def matmul(self, other):
@@ -850,13 +881,14 @@ class Tensor:
 
     def reshape(self, *shape):
         shape = _shape_arg(shape)
-        with _x64():
-            try:
-                value = self._value.reshape(shape)
-            except (TypeError, ValueError) as exc:
-                raise ShapeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}") from exc
+        try:
+            new = _reshaped(_shape_of(self), shape)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}") from exc
         if self._records():
-            return _structural("reshape", (tuple(value.shape),), (self,), "ViewBackward0", value)
+            return Tensor._pending(Node("reshape", (new,), (self,), "ViewBackward0", new, self.dtype))
+        with _x64():
+            value = self._value.reshape(new)
         return Tensor._wrap(value)
 
     view = reshape
@@ -886,10 +918,12 @@ class Tensor:
         perm = tuple(d % self.ndim for d in _shape_arg(dims))
         if sorted(perm) != list(range(self.ndim)):
             raise ShapeError(f"permute(): dims {list(perm)} are not a permutation of the {self.ndim} dimensions")
+        if self._records():
+            shape = _shape_of(self)
+            return Tensor._pending(Node("permute", (perm,), (self,), "PermuteBackward0",
+                                        tuple(shape[p] for p in perm), self.dtype))
         with _x64():
             value = jnp.transpose(self._value, perm)
-        if self._records():
-            return _structural("permute", (perm,), (self,), "PermuteBackward0", value)
         return Tensor._wrap(value)
 
     def transpose(self, dim0: int, dim1: int):
@@ -922,13 +956,13 @@ class Tensor:
         shape = _shape_arg(shape)
         lead = len(shape) - self.ndim
         target = tuple(s if s != -1 else self.shape[i - lead] for i, s in enumerate(shape))
-        with _x64():
-            try:
+        try:
+            if self._records():
+                return _lazy_structural("expand", (target,), (self,), "ExpandBackward0")
+            with _x64():
                 value = jnp.broadcast_to(self._value, target)
-            except ValueError as exc:
-                raise ShapeError(f"cannot expand shape {list(self.shape)} to {list(target)}") from exc
-        if self._records():
-            return _structural("expand", (target,), (self,), "ExpandBackward0", value)
+        except ValueError as exc:
+            raise ShapeError(f"cannot expand shape {list(self.shape)} to {list(target)}") from exc
         return Tensor._wrap(value)
 
     def expand_as(self, other):
@@ -983,6 +1017,50 @@ def _value_of(x):
     return x._value if isinstance(x, Tensor) else x
 
 
+def _shape_of(t: Tensor) -> tuple:
+    """The shape without computing a pending value."""
+    v = t._v
+    return t._node.shape if v is None else v.shape
+
+
+@functools.lru_cache(maxsize=1024)
+def _numel(shape: tuple) -> int:
+    return builtins.int(np.prod(shape, dtype=np.int64))
+
+
+def _concrete_source(t: Tensor) -> Tensor | None:
+    """The first tensor with a value that a pending result's inputs lead to (where its device comes from)."""
+    while t._v is None:
+        nxt = next((x for x in t._node.inputs if isinstance(x, Tensor)), None)
+        if nxt is None:
+            return None
+        t = nxt
+    return t
+
+
+def _jax_device_of(t: Tensor):
+    src = _concrete_source(t)
+    return next(iter(src._v.devices())) if src is not None else jax.devices()[0]
+
+
+def _device_of_tensor(t: Tensor) -> device:
+    src = _concrete_source(t)
+    return _device_of(src._v) if src is not None else _device_of(jnp.zeros(()))
+
+
+_GRAPH: Any = None
+
+
+def _materialize(t: Tensor) -> jax.Array:
+    """Compute a pending recorded result (one compiled call for its whole pending sub-computation)."""
+    global _GRAPH
+    if _GRAPH is None:
+        from . import _tensor_graph
+
+        _GRAPH = _tensor_graph
+    return _GRAPH.materialize(t)
+
+
 def _check_operand(x, op: str):
     if isinstance(x, Tensor) or _scalar_ok(x):
         return x
@@ -994,9 +1072,9 @@ def _check_operand(x, op: str):
 def _check_devices(tensors) -> None:
     if _single_device():
         return
-    devices = {next(iter(t._value.devices())) for t in tensors}
+    devices = {_jax_device_of(t) for t in tensors}
     if len(devices) > 1:
-        names = sorted(str(_device_of(t._value)) for t in tensors)
+        names = sorted(str(t.device) for t in tensors)
         raise DeviceError(f"Expected all tensors to be on the same device, but found at least two devices, "
                           f"{names[0]} and {names[-1]}!")
 
@@ -1006,12 +1084,14 @@ def _broadcast_shapes(*shapes) -> tuple:
     return np.broadcast_shapes(*shapes)
 
 
-def _check_broadcast(tensors) -> None:
-    shapes = [t._value.shape for t in tensors]
-    if all(s == shapes[0] or not s for s in shapes):
-        return
+def _check_broadcast(tensors) -> tuple:
+    """The broadcast shape of the tensors' shapes; PyTorch's error when they do not broadcast."""
+    shapes = [_shape_of(t) for t in tensors]
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return first
     try:
-        _broadcast_shapes(*shapes)
+        return _broadcast_shapes(*shapes)
     except ValueError:
         a, b = shapes[0], shapes[-1]
         for i in range(1, min(len(a), len(b)) + 1):
@@ -1109,12 +1189,18 @@ def _elementwise(op: str, operands: tuple, label: str, params=(), to_float: buil
     if not tensors:
         return NotImplemented
     if len(tensors) > 1:
-        _check_broadcast(tensors)
+        shape = _check_broadcast(tensors)
         _check_devices(tensors)
+    else:
+        shape = _shape_of(tensors[0])
     result = _result_dtype(operands, to_float or (op in ELEMENTWISE_IMPL and ELEMENTWISE_IMPL[op][1]))
     if op == "sub" and result is bool_:
         raise SymdiffError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
+    if result.is_floating_point and is_grad_enabled():
+        for t in tensors:
+            if t._requires_grad:  # recorded: computed later, with the rest of the graph, in one call
+                return Tensor._pending(Node(op, params, operands, label, shape, result))
     if op == "pow":  # a Python exponent stays static: x**3 must be integer_pow (exact for x < 0)
         static = tuple((i, x) for i, x in enumerate(operands) if not isinstance(x, Tensor))
         dynamic = [x._value for x in operands if isinstance(x, Tensor)]
@@ -1122,8 +1208,6 @@ def _elementwise(op: str, operands: tuple, label: str, params=(), to_float: buil
         static, dynamic = (), [_value_of(x) for x in operands]
     with _x64():
         value = _compiled("elementwise", op, params, result.numpy_dtype, static)(*dynamic)
-    if is_grad_enabled() and result.is_floating_point and any(t._requires_grad for t in tensors):
-        return Tensor._wrap(value, Node(op, params, operands, label))
     return Tensor._wrap(value)
 
 
@@ -1169,7 +1253,43 @@ def where(condition, x, y) -> Tensor:
 
 
 def _structural(op: str, params, inputs: tuple, label: str, value: jax.Array) -> Tensor:
-    return Tensor._wrap(value, Node(op, params, inputs, label))
+    """A recorded structural op whose value is already computed."""
+    return Tensor._wrap(value, Node(op, params, inputs, label, value.shape, _dtype_of(value), value))
+
+
+_META: dict = {}
+
+
+def _lazy_structural(op: str, params, inputs: tuple, label: str) -> Tensor:
+    """A recorded structural op, pending; its shape and dtype come from ``jax.eval_shape`` (cached).
+
+    Invalid shapes raise here, at once, as the eager operation would.
+    """
+    key = (op, params) + tuple((_shape_of(t), t.dtype) for t in inputs)
+    meta = _META.get(key)
+    if meta is None:
+        specs = [jax.ShapeDtypeStruct(s, d.numpy_dtype) for s, d in key[2:]]
+        with _x64():
+            out = jax.eval_shape(lambda *xs: forward_structural(op, params, list(xs)), *specs)
+        if len(_META) > 4096:
+            _META.clear()
+        meta = _META[key] = (tuple(out.shape), _dtype_of(out))
+    return Tensor._pending(Node(op, params, inputs, label, meta[0], meta[1]))
+
+
+def _reshaped(shape: tuple, new: tuple) -> tuple:
+    """``new`` with its ``-1`` resolved; ``ValueError`` when the sizes differ."""
+    size = _numel(shape)
+    if new.count(-1) > 1 or any(s < -1 for s in new):
+        raise ValueError("only one dimension can be inferred")
+    if -1 in new:
+        rest = _numel(tuple(s for s in new if s != -1))
+        if rest == 0 or size % rest:
+            raise ValueError("cannot infer the size")
+        new = tuple(size // rest if s == -1 else s for s in new)
+    if _numel(new) != size:
+        raise ValueError("sizes differ")
+    return new
 
 
 def _normalize_dims(dim, ndim: int):
@@ -1203,12 +1323,15 @@ def matmul(a, b) -> Tensor:
         def fmt(t):
             return "x".join(map(str, t.shape))
         raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({fmt(a)} and {fmt(b)})")
-    with _x64():
-        value = _compiled("structural", "matmul", (result.name,))(a._value, b._value)
     if is_grad_enabled() and result.is_floating_point and (a._requires_grad or b._requires_grad):
         label = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}.get(
             (a.ndim, b.ndim), "UnsafeViewBackward0")
-        return _structural("matmul", (result.name,), (a, b), label, value)
+        try:
+            return _lazy_structural("matmul", (result.name,), (a, b), label)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"matmul: shapes {list(a.shape)} and {list(b.shape)} do not broadcast") from exc
+    with _x64():
+        value = _compiled("structural", "matmul", (result.name,))(a._value, b._value)
     return Tensor._wrap(value)
 
 
@@ -1273,17 +1396,17 @@ _rebuild_index = rebuild_index
 
 def _getitem(x: Tensor, index) -> Tensor:
     spec, arrays = _index_spec(index)
-    idx = rebuild_index(spec, [a._value for a in arrays])
-    with _x64():
-        try:
+    try:
+        if x._records():
+            kinds = {s[0] for s in spec}
+            label = "IndexBackward0" if "array" in kinds else (
+                "SelectBackward0" if kinds == {"int"} or (len(spec) > 1 and "int" in kinds) else "SliceBackward0")
+            return _lazy_structural("getitem", (spec,), (x, *arrays), label)
+        idx = rebuild_index(spec, [a._value for a in arrays])
+        with _x64():
             value = x._value[idx]
-        except IndexError as exc:
-            raise ShapeError(f"index {index!r} is out of bounds for a tensor of shape {list(x.shape)}") from exc
-    if x._records():
-        kinds = {s[0] for s in spec}
-        label = "IndexBackward0" if "array" in kinds else (
-            "SelectBackward0" if kinds == {"int"} or (len(spec) > 1 and "int" in kinds) else "SliceBackward0")
-        return _structural("getitem", (spec,), (x, *arrays), label, value)
+    except IndexError as exc:
+        raise ShapeError(f"index {index!r} is out of bounds for a tensor of shape {list(x.shape)}") from exc
     return Tensor._wrap(value)
 
 

@@ -20,7 +20,6 @@ runs one compiled call per ``backward`` from its second iteration on.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import re
 import threading
@@ -41,6 +40,7 @@ from ._tensor import (
     AutogradError,
     Tensor,
     _dtype_by_name,
+    _numel,
     _x64,
     apply_elementwise,
     forward_structural,
@@ -63,41 +63,140 @@ def _is_elementwise(op: str) -> bool:
 # ---------------------------------------------------------------- the structure of a graph
 
 
-def graph_key(root: Tensor) -> tuple[list[Tensor], tuple]:
-    """The graph's tensors in depth-first post-order, and its structural key (no values, no identities).
+def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
+    """The graph's inputs and its structural key (no values, no identities).
 
-    A tensor's position is its index in that order (inputs before their
-    users), so the same computation rebuilt with new tensor objects gets the
-    same key.
+    Returns ``(tensors, key, values)``. ``key`` lists the graph's inputs and
+    operations in depth-first post-order (inputs before their users, the root
+    last): ``("in", shape, dtype, requires_grad)`` for an input,
+    ``(op, params, refs, shape, dtype)`` for an operation, whose ``refs`` are
+    ``("t", position)`` or ``("s", type name, value)`` for a Python scalar.
+    A position is an index in that order, so the same computation rebuilt with
+    new tensor objects gets the same key. ``tensors[i]`` is the tensor at
+    position ``i`` and ``values[i]`` an input's value (``None`` for operations).
+
+    An input is a leaf *with the value it had when the operation using it was
+    recorded* (``Node.snap``). With ``cut=True`` (computing a pending value)
+    a recorded result whose value is already known is an input too.
     """
-    order: list[Tensor] = []
-    key: list[tuple] = []
-    position: dict[int, int] = {}
-    stack = [(root, False)]
+    tensors: list = []
+    key: list = []
+    values: list = []
+    position: dict = {}
+    if root._node is None:
+        v = root._value
+        return [root], (("in", v.shape, v.dtype, root._requires_grad),), [v]
+    stack = [root]
     while stack:
-        t, expanded = stack.pop()
-        if id(t) in position:
+        t = stack[-1]
+        tid = id(t)
+        if tid in position:
+            stack.pop()
             continue
         node = t._node
-        if node is None:
-            v = t._value
-            position[id(t)] = len(order)
-            order.append(t)
-            key.append(("in", v.shape, v.dtype, t._requires_grad))
-        elif expanded:
-            v = t._value
-            refs = tuple(
-                ("t", position[id(p)]) if isinstance(p, Tensor) else ("s", type(p).__name__, p) for p in node.inputs
-            )
-            position[id(t)] = len(order)
-            order.append(t)
-            key.append((node.op, node.params, refs, v.shape, v.dtype))
+        waiting = False
+        for p, snap in zip(node.inputs, node.snap):
+            if snap is None and isinstance(p, Tensor) and id(p) not in position and not (cut and p._node.out is not None):
+                stack.append(p)
+                waiting = True
+        if waiting:
+            continue
+        stack.pop()
+        refs = []
+        for p, snap in zip(node.inputs, node.snap):
+            if not isinstance(p, Tensor):
+                refs.append(("s", type(p).__name__, p))
+                continue
+            if snap is not None:  # a leaf, as it was when recorded
+                k = (id(p), id(snap))
+                j = position.get(k)
+                if j is None:
+                    j = position[k] = len(key)
+                    key.append(("in", snap.shape, snap.dtype, p._requires_grad and not cut))
+                    tensors.append(p)
+                    values.append(snap)
+            else:
+                j = position.get(id(p))
+                if j is None:  # cut: a computed result taken as an input
+                    out = p._node.out
+                    j = position[id(p)] = len(key)
+                    key.append(("in", out.shape, out.dtype, False))
+                    tensors.append(p)
+                    values.append(out)
+            refs.append(("t", j))
+        position[tid] = len(key)
+        key.append((node.op, node.params, tuple(refs), node.shape, node.dtype.numpy_dtype))
+        tensors.append(t)
+        values.append(None)
+    return tensors, tuple(key), values
+
+
+def needs_x64(key: tuple) -> bool:
+    """Whether a graph holds 64-bit values (or integers beyond 32 bits), so that its call needs JAX's x64 mode."""
+    for e in key:
+        if e[0] == "in":
+            if e[2].itemsize == 8:
+                return True
+            continue
+        if e[4].itemsize == 8:
+            return True
+        for r in e[2]:
+            if r[0] == "s" and isinstance(r[2], int) and not -2**31 <= r[2] < 2**31:
+                return True
+    return False
+
+
+def replay(key: tuple, dtypes: list, inputs) -> list:
+    """Every node's value from the input values (replays the recorded operations)."""
+    vals: list[Any] = [None] * len(key)
+    it = iter(inputs)
+    for i, e in enumerate(key):
+        if e[0] == "in":
+            vals[i] = next(it)
+            continue
+        args = [vals[r[1]] if r[0] == "t" else r[2] for r in e[2]]
+        if _is_elementwise(e[0]):
+            vals[i] = apply_elementwise(e[0], e[1], args, dtypes[i])
         else:
-            stack.append((t, True))
-            for p in reversed(node.inputs):
-                if isinstance(p, Tensor) and id(p) not in position:
-                    stack.append((p, False))
-    return order, tuple(key)
+            vals[i] = forward_structural(e[0], e[1], args)
+    return vals
+
+
+class _Forward:
+    """The compiled forward pass of one graph structure: the root's value from the input values."""
+
+    def __init__(self, key: tuple):
+        self.dtypes = [np.dtype(e[2] if e[0] == "in" else e[4]) for e in key]
+        self.x64 = needs_x64(key)
+        self.key = key
+
+        def traced(*xs):
+            _cache.count("traces")
+            return replay(key, self.dtypes, xs)[-1]
+
+        self.fn = jax.jit(traced)
+
+
+_FORWARDS = _cache.LRUCache("tensor forward passes", PLAN_CACHE_SIZE)
+
+
+def materialize(t: Tensor) -> jax.Array:
+    """The value of a pending recorded result: one compiled call for its pending sub-computation.
+
+    Results already computed are inputs of that call (their values are fixed
+    when computed), leaves enter with the values they had when recorded.
+    """
+    _, key, values = graph_key(t, cut=True)
+    fwd = _FORWARDS.get_or_create(key, lambda: _Forward(key))
+    inputs = [v for v in values if v is not None]
+    if fwd.x64:
+        with _x64():
+            value = fwd.fn(*inputs)
+    else:
+        value = fwd.fn(*inputs)
+    t._node.out = value
+    t._v = value
+    return value
 
 
 # ---------------------------------------------------------------- SymPy side
@@ -224,9 +323,12 @@ def _derive_segments(key: tuple, simplify) -> tuple[dict, dict]:
 class Plan:
     """Everything derived from one graph structure: segment closed forms and the jitted backward.
 
-    ``fn(cotangent, *inputs)`` returns the gradient of every input that requires
-    grad (in ``grad_positions`` order); ``inputs`` are the values of the
-    graph's inputs in ``input_positions`` order.
+    ``run(ct, inputs, olds)`` (compiled) returns the output's value and, for
+    every input that requires grad (in ``grad_positions`` order), ``old +``
+    its gradient: one call does the forward pass, the backward pass and the
+    ``.grad`` accumulation. ``ct`` is the output cotangent, or ``None`` for
+    ones; ``inputs`` are the values of the graph's inputs in
+    ``input_positions`` order.
     """
 
     def __init__(self, key: tuple, simplify):
@@ -236,30 +338,23 @@ class Plan:
         self.shapes = [e[1] if e[0] == "in" else e[3] for e in key]
         self.dtypes = [np.dtype(e[2] if e[0] == "in" else e[4]) for e in key]
         self.needs_grad = [e[3] if e[0] == "in" else True for e in key]
+        self.x64 = needs_x64(key)
         shape_free = tuple(("in", e[3]) if e[0] == "in" else e[:3] for e in key)
         self.segments, self.derivatives = _SEGMENTS.get_or_create(
             (shape_free, simplify), lambda: _derive_segments(shape_free, simplify))
-        self.fn = jax.jit(self._traced)
-        self._forward_jit = None
+        self.run = jax.jit(self._traced)
+        self._zeros = None
 
     def forward(self, inputs) -> list:
         """Every node's value from the input values (replays the recorded operations)."""
-        key = self.key
-        vals: list[Any] = [None] * len(key)
-        for k, i in enumerate(self.input_positions):
-            vals[i] = inputs[k]
-        for i, e in enumerate(key):
-            if e[0] == "in":
-                continue
-            args = [vals[r[1]] if r[0] == "t" else r[2] for r in e[2]]
-            if _is_elementwise(e[0]):
-                vals[i] = apply_elementwise(e[0], e[1], args, self.dtypes[i])
-            else:
-                vals[i] = forward_structural(e[0], e[1], args)
-        return vals
+        return replay(self.key, self.dtypes, inputs)
 
     def backward(self, ct, inputs) -> tuple:
         """Pure: the gradients of the inputs that require grad, given the output cotangent."""
+        return self.value_and_backward(ct, inputs)[1]
+
+    def value_and_backward(self, ct, inputs) -> tuple:
+        """Pure: the output's value and the gradients of the inputs that require grad."""
         key = self.key
         n = len(key)
         vals = self.forward(inputs)
@@ -269,6 +364,8 @@ class Plan:
             g = g.astype(self.dtypes[j])
             cts[j] = g if cts[j] is None else cts[j] + g
 
+        if ct is None:
+            ct = jnp.ones(self.shapes[n - 1], self.dtypes[n - 1])
         add(n - 1, jnp.broadcast_to(ct, self.shapes[n - 1]))
         for i in range(n - 1, -1, -1):
             c, e = cts[i], key[i]
@@ -287,76 +384,115 @@ class Plan:
                 for r, gr in zip(refs, contributions):
                     if gr is not None and self.needs_grad[r]:
                         add(r, gr)
-        return tuple(
+        return vals[-1], tuple(
             cts[i] if cts[i] is not None else jnp.zeros(self.shapes[i], self.dtypes[i]) for i in self.grad_positions
         )
 
-    def _traced(self, ct, *inputs):
+    def _traced(self, ct, inputs, olds):
         _cache.count("traces")
-        return self.backward(ct, inputs)
+        value, grads = self.value_and_backward(ct, inputs)
+        return value, tuple(g + o for g, o in zip(grads, olds))
 
-    def value(self, inputs):
-        """The output's value (compiled; used by ``TensorDerivative.value_and_grad``)."""
-        if self._forward_jit is None:
-            def traced(*xs):
-                _cache.count("traces")
-                return self.forward(xs)[-1]
+    def zeros(self) -> tuple:
+        """Zero gradients (the ``olds`` of a call that accumulates into nothing); cached, never mutated."""
+        if self._zeros is None:
+            with _x64():
+                self._zeros = tuple(jnp.zeros(self.shapes[i], self.dtypes[i]) for i in self.grad_positions)
+        return self._zeros
 
-            self._forward_jit = jax.jit(traced)
-        return self._forward_jit(*inputs)
+    def call(self, ct, inputs, olds=None) -> tuple:
+        """``run`` with JAX's 64-bit mode exactly when the graph holds 64-bit values."""
+        if olds is None:
+            olds = self.zeros()
+        if self.x64:
+            with _x64():
+                return self.run(ct, tuple(inputs), olds)
+        return self.run(ct, tuple(inputs), olds)
+
+    def fn(self, ct, *inputs) -> tuple:
+        """The gradients of the inputs that require grad (in ``grad_positions`` order)."""
+        return self.call(ct, inputs)[1]
+
+
+
+_FAST_PLANS: dict = {}
 
 
 def get_plan(key: tuple, simplify=True) -> Plan:
     """The cached :class:`Plan` of a graph structure."""
     try:
-        return _PLANS.get_or_create((key, simplify), lambda: Plan(key, simplify))
+        plan = _FAST_PLANS.get(key) if simplify is True else None
+        if plan is None:
+            plan = _PLANS.get_or_create((key, simplify), lambda: Plan(key, simplify))
+            if simplify is True:
+                if len(_FAST_PLANS) >= PLAN_CACHE_SIZE:
+                    _FAST_PLANS.clear()
+                _FAST_PLANS[key] = plan
+        return plan
     except TypeError as exc:  # an unhashable parameter slipped into the structure
         raise SymdiffError(f"internal: graph structure is not hashable: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=256)
-def _ones(shape, dtype) -> jax.Array:
-    return jnp.ones(shape, dtype)
-
-
-def _cotangent(y: Tensor, gradient) -> jax.Array:
+def _cotangent(y: Tensor, gradient) -> jax.Array | None:
+    """The output cotangent: ``None`` (ones, made inside the compiled call) or ``gradient`` broadcast to y."""
+    shape = y.shape
     if gradient is None:
-        if y.numel() != 1:
+        if _numel(shape) != 1:
             raise AutogradError("grad can be implicitly created only for scalar outputs")
-        return _ones(y._value.shape, y._value.dtype)
-    value = gradient._value if isinstance(gradient, Tensor) else jnp.asarray(gradient)
-    try:
-        ok = np.broadcast_shapes(value.shape, y._value.shape) == y._value.shape
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {list(value.shape)} and output[0] "
-                         f"has a shape of {list(y.shape)}.")
-    return jnp.broadcast_to(value, y._value.shape).astype(y._value.dtype)
-
-
-def _accumulate(leaf: Tensor, g: jax.Array) -> None:
-    if leaf.grad is None:
-        leaf.grad = Tensor._wrap(g)
-    else:
-        with _x64():
-            leaf.grad._value = leaf.grad._value + g.astype(leaf.grad._value.dtype)
+        return None
+    with _x64():
+        value = gradient._value if isinstance(gradient, Tensor) else jnp.asarray(gradient)
+        try:
+            ok = np.broadcast_shapes(value.shape, shape) == shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {list(value.shape)} and output[0] "
+                             f"has a shape of {list(shape)}.")
+        return jnp.broadcast_to(value, shape).astype(y.dtype.numpy_dtype)
 
 
 def run_backward(y: Tensor, gradient=None, inputs=None) -> None:
-    """``y.backward(gradient)``: accumulate into ``.grad`` of every leaf that requires grad."""
+    """``y.backward(gradient)``: accumulate into ``.grad`` of every leaf that requires grad.
+
+    One compiled call computes y (if still pending), the gradients, and their
+    sums with the existing ``.grad`` values.
+    """
     if not y.requires_grad:
         raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
-    with _x64():
-        ct = _cotangent(y, gradient)
-        order, key = graph_key(y)
-        plan = get_plan(key)
-        grads = plan.fn(ct, *[order[i]._value for i in plan.input_positions])
+    ct = _cotangent(y, gradient)
+    tensors, key, values = graph_key(y)
+    plan = get_plan(key)
     only = None if inputs is None else {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
-    for i, g in zip(plan.grad_positions, grads):
-        leaf = order[i]
-        if only is None or id(leaf) in only:
-            _accumulate(leaf, g)
+    zeros = plan.zeros()
+    olds = list(zeros)
+    fused = []  # per grad position: whether the result already includes the leaf's old .grad
+    seen = set()
+    for k, i in enumerate(plan.grad_positions):
+        leaf = tensors[i]
+        g = leaf.grad
+        take = (g is not None and id(leaf) not in seen and (only is None or id(leaf) in only)
+                and g._v is not None and g._v.dtype == zeros[k].dtype and g._v.shape == zeros[k].shape)
+        if take:
+            olds[k] = g._v
+        seen.add(id(leaf))
+        fused.append(take)
+    value, grads = plan.call(ct, [v for v in values if v is not None], tuple(olds))
+    if y._v is None:
+        y._node.out = value
+        y._v = value
+    for k, i in enumerate(plan.grad_positions):
+        leaf = tensors[i]
+        if only is not None and id(leaf) not in only:
+            continue
+        g = grads[k]
+        if fused[k]:
+            leaf.grad._v = g
+        elif leaf.grad is None:
+            leaf.grad = Tensor._wrap(g)
+        else:
+            with _x64():
+                leaf.grad._value = leaf.grad._value + g.astype(leaf.grad.dtype.numpy_dtype)
 
 
 # ---------------------------------------------------------------- printing: y.derive()
@@ -540,7 +676,7 @@ def display_expression(key: tuple, names: dict[int, str]) -> sympy.Expr:
 
 def symbolic_expression(y: Tensor) -> sympy.Expr:
     """The SymPy expression of an elementwise tensor computation (what ``sd.derive(tensor)`` captures)."""
-    order, key = graph_key(y)
+    order, key, _ = graph_key(y)
     structural = sorted({e[0] for e in key if e[0] != "in" and not _is_elementwise(e[0])})
     if structural:
         raise CaptureError(f"this tensor computation uses {', '.join(structural)}, which have no elementwise "
@@ -554,7 +690,7 @@ def derive_tensor(y: Tensor, frame, simplify=True) -> TensorDerivative:
     """``y.derive()``: closed forms of y by its grad leaves, evaluated through y's Plan."""
     if not y.requires_grad:
         raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
-    order, key = graph_key(y)
+    order, key, inputs = graph_key(y)
     plan = get_plan(key)
     names_list = _input_names(order, plan.input_positions, frame)
     names = dict(zip(plan.input_positions, names_list))
@@ -562,7 +698,7 @@ def derive_tensor(y: Tensor, frame, simplify=True) -> TensorDerivative:
     wrt_positions = sorted(plan.grad_positions, key=lambda i: _natural(names[i]))
     with _display_lowerings(expr):
         base = derive(expr, wrt=[sympy.Symbol(names[i], real=True) for i in wrt_positions], simplify=simplify)
-    values = [order[i]._value for i in plan.input_positions]
+    values = [inputs[i] for i in plan.input_positions]
     return TensorDerivative(base, plan, names, values, wrt_positions)
 
 
@@ -613,16 +749,21 @@ class TensorDerivative(Derivative):
             values[k] = new
         return values
 
-    def _grads(self, cotangent, args, kwargs):
+    def _value_and_grads(self, cotangent, args, kwargs):
         plan = self._plan
         values = self._inputs(args, kwargs)
         shape, dtype = plan.shapes[-1], plan.dtypes[-1]
-        with _x64():
-            ct = jnp.ones(shape, dtype) if cotangent is None else jnp.broadcast_to(
-                jnp.asarray(cotangent._value if isinstance(cotangent, Tensor) else cotangent, dtype), shape)
-            grads = plan.fn(ct, *values)
+        ct = None
+        if cotangent is not None:
+            with _x64():
+                ct = jnp.broadcast_to(
+                    jnp.asarray(cotangent._value if isinstance(cotangent, Tensor) else cotangent, dtype), shape)
+        value, grads = plan.call(ct, values)
         by_position = dict(zip(plan.grad_positions, grads))
-        return tuple(by_position[i] for i in self._wrt_positions)
+        return value, tuple(by_position[i] for i in self._wrt_positions)
+
+    def _grads(self, cotangent, args, kwargs):
+        return self._value_and_grads(cotangent, args, kwargs)[1]
 
     def __call__(self, *args, **kwargs):
         """The gradients (``y.backward(ones)``), one per wrt leaf, at the recorded or given values."""
@@ -633,10 +774,7 @@ class TensorDerivative(Derivative):
         return self._grads(cotangent, args, kwargs)
 
     def value_and_grad(self, *args, **kwargs):
-        values = self._inputs(args, kwargs)
-        with _x64():
-            value = self._plan.value(values)
-        return value, self._grads(None, args, kwargs)
+        return self._value_and_grads(None, args, kwargs)
 
     @property
     def function(self):
