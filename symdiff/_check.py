@@ -111,7 +111,7 @@ def _compare(sym, ref, rtol, atol):
 def cross_check(d, args, kwargs, rtol=None, atol=None) -> CheckReport:
     """Compare ``d`` at the given inputs with autodiff and finite differences; raise on disagreement."""
     program = d._program
-    arrays, dtype = d._prepare(args, kwargs)
+    arrays, _, dtype = d._prepare(args, kwargs)
     name = str(np.dtype(dtype)) if np.dtype(dtype) != jnp.bfloat16 else "bfloat16"
     default_rtol, default_atol = DEFAULT_TOLERANCES[name]
     rtol = default_rtol if rtol is None else rtol

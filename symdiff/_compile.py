@@ -21,8 +21,9 @@ from ._capture import Captured, sort_symbols
 from ._deep import call_deep
 from ._differentiate import EntryKey, differentiate
 from ._errors import SymdiffError
-from ._lower import Kernel, build_kernel, is_lowerable
+from ._lower import Kernel, build_kernel, is_lowerable, is_partial
 from ._simplify import simplify_entries
+from ._vectorize import plan_vectorized
 
 __all__ = ["Program", "get_program", "sum_to_shape"]
 
@@ -70,6 +71,7 @@ class Program:
 
     def __post_init__(self):
         self._positions = {k: i for i, k in enumerate(self.keys)}
+        self.arg_names = tuple(s.name for s in self.args)  # input names, in call order
 
     @property
     def value_kernel(self) -> Kernel:
@@ -81,11 +83,24 @@ class Program:
             )
         return kernel
 
-    def jitted(self, name: str) -> Callable:
-        """The jitted entry point ``name`` (created once; JAX caches per shape and dtype)."""
-        fn = self._jitted.get(name)
+    def jitted(self, name: str, packed: bool = False) -> Callable:
+        """The jitted entry point ``name`` (created once; JAX caches per shape and dtype).
+
+        ``packed``: the inputs arrive stacked in one array (first axis: ``args``),
+        after the entry's leading arguments (the cotangents of ``grad``).
+        """
+        key = name + ":packed" if packed else name
+        fn = self._jitted.get(key)
         if fn is None:
-            fn = self._jitted[name] = jax.jit(_counting(getattr(self, "_" + name)))
+            pure = getattr(self, "_" + name)
+            if packed:
+                def unpack(*lead_and_packed, pure=pure):
+                    *lead, stacked = lead_and_packed
+                    return pure(*lead, *(stacked[i] for i in range(len(self.args))))
+
+                unpack.__name__ = name
+                pure = unpack
+            fn = self._jitted[key] = jax.jit(_counting(pure))
         return fn
 
     # The pure functions below are what jit traces. `single` is static structure.
@@ -133,10 +148,32 @@ class Program:
 
     def _array(self, *xs):
         """Every entry elementwise, stacked: broadcast_shape + (n_out,)? + (n_wrt,)*order."""
-        _, entries = self.kernel.fn(*xs)
         gather = self._array_gather
-        stacked = jnp.stack([entries[i] for i in gather.unique], axis=-1)
-        return stacked[..., gather.index]
+        plan = self._vector_plan
+        if plan is None:
+            _, entries = self.kernel.fn(*xs)
+            return jnp.stack([entries[i] for i in gather.unique], axis=-1)[..., gather.index]
+        out = plan.pieces(xs)[..., plan.order[gather.index]]
+        guarded = self._guarded_outputs
+        if guarded.any():  # the kernel's domain rule: NaN wherever the expression's value is NaN
+            values, _ = self.value_kernel.fn(*xs)
+            nan = jnp.isnan(jnp.stack(values, axis=-1)) & guarded  # S + (n_out,)
+            mask = nan if self.captured.vector else nan[..., 0]
+            out = jnp.where(mask.reshape(mask.shape + (1,) * self.order), jnp.nan, out)
+        return out
+
+    @property
+    def _vector_plan(self):
+        """The distinct entries lowered by template (:mod:`symdiff._vectorize`), or None."""
+        if "_vector_plan" not in self._jitted:
+            exprs = [self.entries[i] for i in self._array_gather.unique]
+            self._jitted["_vector_plan"] = call_deep(plan_vectorized, self.args, exprs)
+        return self._jitted["_vector_plan"]
+
+    @property
+    def _guarded_outputs(self) -> np.ndarray:
+        """Per output: whether its value can be NaN at finite inputs (see ``build_kernel``)."""
+        return np.asarray([is_partial(v) for v in self.captured.outputs])
 
     @property
     def _array_gather(self):

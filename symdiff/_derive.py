@@ -19,6 +19,9 @@ from ._simplify import resolve_budget
 
 __all__ = ["derive", "Derivative"]
 
+PACK_MIN = 4  # this many small host inputs or more are sent as one packed array
+PACK_MAX_SIZE = 4096  # elements per input: larger inputs are transferred as they are
+
 _CAPTURED = _cache.LRUCache("captured text", 1024)
 
 
@@ -180,7 +183,7 @@ class Derivative:
     # ---- numeric side --------------------------------------------------
 
     def _bind(self, args: tuple, kwargs: dict) -> list:
-        names = [s.name for s in self.args]
+        names = self._program.arg_names
         if len(args) > len(names):
             raise InputError(
                 f"got {len(args)} positional inputs but the derivative takes {len(names)}: {', '.join(names)}"
@@ -198,42 +201,72 @@ class Derivative:
                              f"the derivative takes {', '.join(names)}")
         return [bound[n] for n in names]
 
-    def _prepare(self, args: tuple, kwargs: dict):
-        """Bound, validated inputs as numpy arrays, and the computation dtype."""
-        raw = self._bind(args, kwargs)
-        names = [s.name for s in self.args]
-        arrays = []
+    def _bound(self, args: tuple, kwargs: dict) -> list:
+        return args if not kwargs and len(args) == len(self._program.arg_names) else self._bind(args, kwargs)
+
+    def _prepare(self, args: tuple, kwargs: dict, raw=None):
+        """Bound, validated inputs (JAX or numpy arrays), their common shape if they share one, and the dtype."""
+        names = self._program.arg_names
+        raw = self._bound(args, kwargs) if raw is None else raw
+        arrays, shapes = [], set()
         for name, value in zip(names, raw):
-            if hasattr(value, "__jax_array__") and not isinstance(value, jax.Array):
-                value = value.__jax_array__()
             if isinstance(value, jax.Array):
-                kind = value.dtype.kind
+                pass
+            elif hasattr(value, "__jax_array__"):
+                value = value.__jax_array__()
             else:
                 try:
                     value = np.asarray(value)
                 except (ValueError, TypeError) as exc:
                     raise InputError(f"input {name!r} is not a numeric array: {exc}") from exc
-                kind = value.dtype.kind
-            if kind not in "biuf":
+            if value.dtype.kind not in "biuf":
                 raise InputError(f"input {name!r} must be real numbers, got dtype {value.dtype} ({value!r:.60})")
             arrays.append(value)
+            shapes.add(value.shape)
+        if len(shapes) > 1:
+            try:
+                np.broadcast_shapes(*shapes)
+            except ValueError:
+                listed = ", ".join(f"{n}: {np.shape(a)}" for n, a in zip(names, arrays))
+                raise ShapeError(f"input shapes do not broadcast together ({listed})") from None
+        return arrays, (shapes.pop() if len(shapes) == 1 else None), self._dtype_for(raw)
+
+    def _dtype_for(self, raw) -> np.dtype:
+        """The computation dtype: the one asked for, else the contract's default for these inputs."""
+        return self._dtype or infer_float_dtype([r for r in raw if not isinstance(r, (int, float, list, tuple))])
+
+    def _packed(self, raw) -> np.ndarray | None:
+        """Many small host inputs of one shape (a Hessian's scalars) as one array, else None.
+
+        One NumPy call validates and stacks them all, and the jitted function
+        receives one transfer instead of one per input.
+        """
+        if len(raw) < PACK_MIN or self._device is not None:
+            return None
+        if any(isinstance(v, jax.Array) or hasattr(v, "__jax_array__") for v in raw):
+            return None
         try:
-            np.broadcast_shapes(*(np.shape(a) for a in arrays))
-        except ValueError:
-            shapes = ", ".join(f"{n}: {np.shape(a)}" for n, a in zip(names, arrays))
-            raise ShapeError(f"input shapes do not broadcast together ({shapes})") from None
-        dtype = self._dtype or infer_float_dtype([r for r in raw if not isinstance(r, (int, float, list, tuple))])
-        return arrays, dtype
+            packed = np.asarray(raw)
+        except (ValueError, TypeError):  # ragged or non-numeric: the per-input path reports it
+            return None
+        if packed.dtype.kind not in "biuf" or packed.size > len(raw) * PACK_MAX_SIZE:
+            return None
+        return packed
 
     def _run(self, entry: str, args: tuple, kwargs: dict, cotangents=None):
-        arrays, dtype = self._prepare(args, kwargs)
+        raw = self._bound(args, kwargs)
+        packed = self._packed(raw)
+        if packed is not None:
+            arrays, dtype = None, self._dtype_for(raw)
+        else:
+            arrays, _, dtype = self._prepare(args, kwargs, raw)
         with x64_scope(dtype):
-            xs = self._place(arrays, dtype)
-            fn = self._program.jitted(entry)
+            lead = ()
             if entry == "grad":
-                cts = None if cotangents is None else self._place(cotangents, dtype)
-                return fn(cts, *xs)
-            return fn(*xs)
+                lead = (None if cotangents is None else self._place(cotangents, dtype),)
+            if packed is not None:
+                return self._program.jitted(entry, packed=True)(*lead, packed.astype(dtype, copy=False))
+            return self._program.jitted(entry)(*lead, *self._place(arrays, dtype))
 
     def _place(self, values: list, dtype) -> list:
         """Inputs in the computation dtype, on the requested device.
@@ -310,8 +343,8 @@ class Derivative:
         for c in cts:
             if np.asarray(c).dtype.kind not in "biuf":
                 raise InputError(f"cotangent must be real numbers, got dtype {np.asarray(c).dtype}")
-        arrays, _ = self._prepare(args, kwargs)
-        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+        arrays, shape, _ = self._prepare(args, kwargs)
+        shape = shape if shape is not None else np.broadcast_shapes(*(np.shape(a) for a in arrays))
         for c in cts:
             try:
                 if np.broadcast_shapes(np.shape(c), shape) != shape:

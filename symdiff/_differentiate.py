@@ -42,6 +42,7 @@ __all__ = ["differentiate", "entry_keys", "diff"]
 EntryKey = tuple[int, tuple[int, ...]]
 
 _ZERO, _ONE = sympy.S.Zero, sympy.S.One
+_NONE: frozenset = frozenset()
 _Add, _Mul, _Pow = sympy.Add, sympy.Mul, sympy.Pow
 _DEEP_THREAD = "symdiff-symbolic"  # the helper thread of symdiff._deep.call_deep
 
@@ -131,6 +132,39 @@ class _Differentiator:
         shared = {} if shared is None else shared
         self.plain: dict[sympy.Basic, bool] = shared.setdefault("plain", {})
         self.fdiffs: dict[tuple[sympy.Basic, int], sympy.Expr] = shared.setdefault("fdiff", {})
+        self.symbols: dict[sympy.Basic, frozenset] = shared.setdefault("symbols", {})
+
+    def _index_symbols(self, root: sympy.Basic) -> None:
+        """Record the symbols under every node of ``root`` (memoised, iterative).
+
+        A superset of the free symbols (bound variables count too), so a node
+        without ``s`` is constant for ``d/ds`` and its subtree is never walked:
+        the gradient of an n-term sum costs O(n) per variable instead of a walk
+        of the whole expression per variable.
+        """
+        symbols = self.symbols
+        if root in symbols:
+            return
+        stack = [root]
+        while stack:
+            node = stack[-1]
+            if node in symbols:
+                stack.pop()
+                continue
+            pending = [a for a in node.args if not a.is_Atom and a not in symbols]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            parts = [symbols[a] if not a.is_Atom else (frozenset((a,)) if a.is_Symbol else _NONE)
+                     for a in node.args]
+            parts = [p for p in parts if p]
+            if not parts:
+                symbols[node] = _NONE
+            elif all(p is parts[0] or p == parts[0] for p in parts[1:]):
+                symbols[node] = parts[0]  # share one set along chains of one variable
+            else:
+                symbols[node] = frozenset().union(*parts)
 
     def _is_plain(self, root: sympy.Basic) -> bool:
         """No pi, I, infinities or NaN anywhere in ``root`` (memoised, iterative)."""
@@ -180,10 +214,16 @@ class _Differentiator:
         got = memo.get(root)
         if got is not None:
             return got
+        self._index_symbols(root)
+        symbols, s = self.symbols, self.s
         stack = [root]
         while stack:
             node = stack[-1]
             if node in memo:
+                stack.pop()
+                continue
+            if s not in symbols[node]:
+                memo[node] = _ZERO
                 stack.pop()
                 continue
             kind = self._kind(node)
@@ -343,16 +383,21 @@ def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int
         lower: dict[tuple[int, ...], sympy.Expr] = {(): f}
         for k in range(1, order + 1):
             current: dict[tuple[int, ...], sympy.Expr] = {}
+            depends: dict[tuple[int, ...], frozenset] = {}  # parent -> its free symbols (sparse Hessians)
             for combo in combinations_with_replacement(range(len(wrt)), k):
-                parent = lower[combo[:-1]]
-                if parent != 0:
-                    s = wrt[combo[-1]]
+                prefix = combo[:-1]
+                parent = lower[prefix]
+                symbols = depends.get(prefix)
+                if symbols is None:
+                    symbols = depends[prefix] = frozenset(parent.free_symbols)
+                s = wrt[combo[-1]]
+                if s in symbols:
                     d = by_symbol.get(s)
                     if d is None:
                         d = by_symbol[s] = _Differentiator(s, shared)
                     current[combo] = d(parent)
                 else:
-                    current[combo] = sympy.Integer(0)
+                    current[combo] = _ZERO
             lower = current
         for combo, expr in lower.items():
             result[(o, combo)] = expr

@@ -27,7 +27,7 @@ import sympy
 from ._errors import LoweringError
 from ._functions import cbrt, relu, sigmoid, softplus
 
-__all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "register_jax_function"]
+__all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function"]
 
 
 @jax.custom_jvp
