@@ -327,7 +327,8 @@ class Node:
     ``inputs`` holds tensors and Python scalars; ``params`` is hashable static
     structure (dims, shapes, indices); ``label`` is PyTorch's name, such as
     ``AddBackward0``. ``snap`` holds, for every input that is a leaf, its
-    value when the operation was recorded (later in-place updates of the leaf
+    value when the operation was recorded (``None`` for a recorded result,
+    ``False`` for a Python scalar) (later in-place updates of the leaf
     do not change this result, as in PyTorch); ``out`` is the operation's
     value once computed (``None`` while it is pending: recorded operations are
     evaluated lazily, see :func:`symdiff._tensor_graph.materialize`);
@@ -336,9 +337,12 @@ class Node:
 
     __slots__ = ("op", "params", "inputs", "label", "snap", "out", "shape", "dtype")
 
-    def __init__(self, op: str, params, inputs: tuple, label: str, shape: tuple = (), dtype=None, out=None):
+    def __init__(self, op: str, params, inputs: tuple, label: str, shape: tuple = (), dtype=None, out=None,
+                 snap: tuple | None = None):
         self.op, self.params, self.inputs, self.label = op, params, inputs, label
-        self.snap = tuple(x._v if isinstance(x, Tensor) and x._node is None else None for x in inputs)
+        if snap is None:
+            snap = tuple([(x._v if x._node is None else None) if isinstance(x, Tensor) else False for x in inputs])
+        self.snap = snap
         self.shape, self.dtype, self.out = shape, dtype, out
 
     def name(self) -> str:
@@ -845,6 +849,12 @@ class Tensor:
     # ---- reductions and structure
 
     def sum(self, dim=None, keepdim: builtins.bool = False, dtype=None):
+        if dim is None and dtype is None and self._requires_grad and is_grad_enabled():  # the hot path
+            d = self.dtype
+            if d.is_floating_point:
+                shape = _shape_of(self)
+                return Tensor._pending(Node("sum", (None, keepdim), (self,), "SumBackward0",
+                                            (1,) * len(shape) if keepdim else (), d))
         x = self._cast(to_dtype(dtype)) if dtype is not None else self
         if x.dtype in (bool_, int32):
             x = x._cast(int64)
@@ -856,6 +866,12 @@ class Tensor:
         return Tensor._wrap(value)
 
     def mean(self, dim=None, keepdim: builtins.bool = False, dtype=None):
+        if dim is None and dtype is None and self._requires_grad and is_grad_enabled():  # the hot path
+            d = self.dtype
+            if d.is_floating_point:
+                shape = _shape_of(self)
+                return Tensor._pending(Node("mean", (None, keepdim), (self,), "MeanBackward0",
+                                            (1,) * len(shape) if keepdim else (), d))
         x = self._cast(to_dtype(dtype)) if dtype is not None else self
         if not x.dtype.is_floating_point:
             raise DtypeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point "
@@ -1183,6 +1199,42 @@ def _compiled(kind: str, op: str, params, out_dtype=None, static=()):
 
 
 def _elementwise(op: str, operands: tuple, label: str, params=(), to_float: builtins.bool = False):
+    # the hot path of a training loop: a recorded op on float tensors of one dtype and Python numbers
+    recorded = False
+    dt = shape = None
+    snap = []
+    for x in operands:
+        if isinstance(x, Tensor):
+            v = x._v
+            if v is None:
+                node = x._node
+                xdt, xshape = node.dtype, node.shape
+                snap.append(None)
+            else:
+                xdt, xshape = _BY_NUMPY.get(v.dtype), v.shape
+                snap.append(v if x._node is None else None)
+            if dt is None and xdt is not None:
+                dt, shape = xdt, xshape
+            elif xdt is not dt:
+                break
+            elif xshape != shape:
+                try:
+                    shape = _broadcast_shapes(shape, xshape)
+                except ValueError:
+                    break
+            if x._requires_grad:
+                recorded = True
+        elif type(x) is builtins.float or type(x) is builtins.int:
+            snap.append(False)
+        else:
+            break
+    else:
+        if recorded and (dt is float32 or dt is float64) and is_grad_enabled() and _single_device():
+            return Tensor._pending(Node(op, params, operands, label, shape, dt, None, tuple(snap)))
+    return _elementwise_general(op, operands, label, params, to_float)
+
+
+def _elementwise_general(op: str, operands: tuple, label: str, params=(), to_float: builtins.bool = False):
     if not all(isinstance(x, (Tensor, builtins.int, builtins.float)) for x in operands):
         operands = tuple(_plain_scalar(_check_operand(x, op)) for x in operands)
     tensors = [t for t in operands if isinstance(t, Tensor)]

@@ -79,43 +79,35 @@ def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
     recorded* (``Node.snap``). With ``cut=True`` (computing a pending value)
     a recorded result whose value is already known is an input too.
     """
+    if root._node is None:
+        v = root._value
+        return [root], (("in", v.shape, v.dtype, root._requires_grad),), [v]
     tensors: list = []
     key: list = []
     values: list = []
     position: dict = {}
-    if root._node is None:
-        v = root._value
-        return [root], (("in", v.shape, v.dtype, root._requires_grad),), [v]
     stack = [root]
     while stack:
-        t = stack[-1]
+        t = stack.pop()
         tid = id(t)
         if tid in position:
-            stack.pop()
             continue
         node = t._node
+        snaps = node.snap
         waiting = False
-        for p, snap in zip(node.inputs, node.snap):
-            if snap is None and isinstance(p, Tensor) and id(p) not in position and not (cut and p._node.out is not None):
+        for p, snap in zip(node.inputs, snaps):
+            if snap is None and id(p) not in position and not (cut and p._node.out is not None):
+                if not waiting:
+                    stack.append(t)
+                    waiting = True
                 stack.append(p)
-                waiting = True
         if waiting:
             continue
-        stack.pop()
         refs = []
-        for p, snap in zip(node.inputs, node.snap):
-            if not isinstance(p, Tensor):
+        for p, snap in zip(node.inputs, snaps):
+            if snap is False:  # a Python scalar
                 refs.append(("s", type(p).__name__, p))
-                continue
-            if snap is not None:  # a leaf, as it was when recorded
-                k = (id(p), id(snap))
-                j = position.get(k)
-                if j is None:
-                    j = position[k] = len(key)
-                    key.append(("in", snap.shape, snap.dtype, p._requires_grad and not cut))
-                    tensors.append(p)
-                    values.append(snap)
-            else:
+            elif snap is None:  # a recorded result
                 j = position.get(id(p))
                 if j is None:  # cut: a computed result taken as an input
                     out = p._node.out
@@ -123,7 +115,16 @@ def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
                     key.append(("in", out.shape, out.dtype, False))
                     tensors.append(p)
                     values.append(out)
-            refs.append(("t", j))
+                refs.append(("t", j))
+            else:  # a leaf, as it was when recorded
+                k = (id(p), id(snap))
+                j = position.get(k)
+                if j is None:
+                    j = position[k] = len(key)
+                    key.append(("in", snap.shape, snap.dtype, p._requires_grad and not cut))
+                    tensors.append(p)
+                    values.append(snap)
+                refs.append(("t", j))
         position[tid] = len(key)
         key.append((node.op, node.params, tuple(refs), node.shape, node.dtype.numpy_dtype))
         tensors.append(t)

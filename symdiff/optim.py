@@ -18,6 +18,7 @@ changed between steps, as in PyTorch.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterable
 
 import jax
@@ -58,25 +59,44 @@ class Optimizer:
             self.param_groups.append(group)
         self._make = make
         self._transforms = []
-        self._states = []
+        self._treedefs = []
+        self._leaves = []
+        self._lr = []
+        self._updates = []
+        # 64-bit mode only where a parameter is 64-bit: float32 parameters update in float32, as in PyTorch
+        self._x64 = any(p.dtype.itemsize == 8 for group in self.param_groups for p in group["params"])
         for group in self.param_groups:
             fixed = {k: v for k, v in group.items() if k not in ("params", "lr")}
             tx = optax.inject_hyperparams(lambda learning_rate, _f=fixed: make(learning_rate, **_f))(
                 **self._hyperparameters(group))
-            with _x64():
+            with self._mode(self._x64):
                 state = tx.init([p._value for p in group["params"]])
+            leaves, treedef = jax.tree_util.tree_flatten(state)
             self._transforms.append(tx)
-            self._states.append(state)
-        self._updates = [jax.jit(self._counting(tx)) for tx in self._transforms]
+            self._treedefs.append(treedef)
+            self._leaves.append(leaves)
+            self._lr.append((None, None))
+            self._updates.append(jax.jit(self._fused(tx, treedef)))
 
     @staticmethod
-    def _counting(tx):
-        def update(grads, state, params, hyper):
+    def _mode(x64: bool):
+        return _x64() if x64 else contextlib.nullcontext()
+
+    @staticmethod
+    def _fused(tx, treedef):
+        """One compiled update of every parameter of a group: flat optax state in, flat state out.
+
+        A ``None`` gradient (a parameter without ``.grad``) counts as zeros.
+        """
+        def update(grads, leaves, params, hyper):
             _cache.count("traces")
+            state = jax.tree_util.tree_unflatten(treedef, leaves)
             for name, value in hyper.items():
                 state.hyperparams[name] = jnp.asarray(value, dtype=jnp.asarray(state.hyperparams[name]).dtype)
+            params = list(params)  # the structure the state was made for
+            grads = [jnp.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
             updates, state = tx.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
+            return optax.apply_updates(params, updates), jax.tree_util.tree_leaves(state)
 
         return update
 
@@ -86,23 +106,33 @@ class Optimizer:
     @property
     def state(self) -> list:
         """The optax states, one per parameter group."""
-        return self._states
+        return [jax.tree_util.tree_unflatten(t, leaves) for t, leaves in zip(self._treedefs, self._leaves)]
 
     def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient (parameters without one keep their value)."""
+        """One update of every parameter with a gradient (parameters without one keep their value).
+
+        One compiled call per parameter group updates every parameter and the optax state.
+        """
         loss = None
         if closure is not None:
             loss = closure()
         for k, group in enumerate(self.param_groups):
             params = group["params"]
-            with _x64():
-                grads = [p.grad._value if p.grad is not None else jnp.zeros_like(p._value) for p in params]
-                values = [p._value for p in params]
-                hyper = {"learning_rate": float(group["lr"])}
-                new, self._states[k] = self._updates[k](grads, self._states[k], values, hyper)
-                for p, v in zip(params, new):
-                    if p.grad is not None:
-                        p._value = v if v.dtype == p._value.dtype else v.astype(p._value.dtype)
+            grads = tuple(None if p.grad is None else p.grad._value for p in params)
+            values = tuple(p._value for p in params)
+            x64 = self._x64 or any(v.dtype.itemsize == 8 for v in values + grads if v is not None)
+            lr = group["lr"]
+            cached, lr_array = self._lr[k]
+            if cached != lr or type(cached) is not type(lr) or x64 != self._x64:
+                with self._mode(x64):
+                    lr_array = jnp.asarray(float(lr))
+                if x64 == self._x64:
+                    self._lr[k] = (lr, lr_array)
+            with self._mode(x64):
+                new, self._leaves[k] = self._updates[k](grads, self._leaves[k], values, {"learning_rate": lr_array})
+            for p, g, v in zip(params, grads, new):
+                if g is not None:
+                    p._v = v if v.dtype == p._v.dtype else v.astype(p._v.dtype)
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
