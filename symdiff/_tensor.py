@@ -647,11 +647,10 @@ class Tensor:
         ``sum(ct * y)``; ``gradient`` may be left out only for a one-element ``y``.
         The recorded graph is kept, so calling ``backward`` twice accumulates twice.
         """
-        from ._tensor_graph import run_backward
-
         if create_graph:
             raise SymdiffError("create_graph=True is not supported: use y.derive() or sd.derive(..., order=2)")
-        run_backward(self, gradient, inputs)
+        graph = _GRAPH or _graph()
+        graph.run_backward(self, gradient, inputs)
 
     def derive(self, simplify=True):
         """The :class:`~symdiff.Derivative` of this tensor with respect to its leaves that require grad.
@@ -1067,14 +1066,18 @@ def _device_of_tensor(t: Tensor) -> device:
 _GRAPH: Any = None
 
 
+def _graph():
+    """:mod:`symdiff._tensor_graph` (imported on first use: it imports this module)."""
+    global _GRAPH
+    from . import _tensor_graph
+
+    _GRAPH = _tensor_graph
+    return _GRAPH
+
+
 def _materialize(t: Tensor) -> jax.Array:
     """Compute a pending recorded result (one compiled call for its whole pending sub-computation)."""
-    global _GRAPH
-    if _GRAPH is None:
-        from . import _tensor_graph
-
-        _GRAPH = _tensor_graph
-    return _GRAPH.materialize(t)
+    return (_GRAPH or _graph()).materialize(t)
 
 
 def _check_operand(x, op: str):

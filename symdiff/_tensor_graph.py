@@ -41,6 +41,7 @@ from ._tensor import (
     Tensor,
     _dtype_by_name,
     _numel,
+    _shape_of,
     _x64,
     apply_elementwise,
     forward_structural,
@@ -66,14 +67,14 @@ def _is_elementwise(op: str) -> bool:
 def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
     """The graph's inputs and its structural key (no values, no identities).
 
-    Returns ``(tensors, key, values)``. ``key`` lists the graph's inputs and
+    Returns ``(tensors, key, inputs)``. ``key`` lists the graph's inputs and
     operations in depth-first post-order (inputs before their users, the root
     last): ``("in", shape, dtype, requires_grad)`` for an input,
     ``(op, params, refs, shape, dtype)`` for an operation, whose ``refs`` are
     ``("t", position)`` or ``("s", type name, value)`` for a Python scalar.
     A position is an index in that order, so the same computation rebuilt with
     new tensor objects gets the same key. ``tensors[i]`` is the tensor at
-    position ``i`` and ``values[i]`` an input's value (``None`` for operations).
+    position ``i``; ``inputs`` are the values of the inputs, in key order.
 
     An input is a leaf *with the value it had when the operation using it was
     recorded* (``Node.snap``). With ``cut=True`` (computing a pending value)
@@ -86,6 +87,7 @@ def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
     key: list = []
     values: list = []
     position: dict = {}
+    tensors_append, values_append, key_append = tensors.append, values.append, key.append
     stack = [root]
     while stack:
         t = stack.pop()
@@ -112,23 +114,22 @@ def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
                 if j is None:  # cut: a computed result taken as an input
                     out = p._node.out
                     j = position[id(p)] = len(key)
-                    key.append(("in", out.shape, out.dtype, False))
-                    tensors.append(p)
-                    values.append(out)
+                    key_append(("in", out.shape, out.dtype, False))
+                    tensors_append(p)
+                    values_append(out)
                 refs.append(("t", j))
             else:  # a leaf, as it was when recorded
                 k = (id(p), id(snap))
                 j = position.get(k)
                 if j is None:
                     j = position[k] = len(key)
-                    key.append(("in", snap.shape, snap.dtype, p._requires_grad and not cut))
-                    tensors.append(p)
-                    values.append(snap)
+                    key_append(("in", snap.shape, snap.dtype, p._requires_grad and not cut))
+                    tensors_append(p)
+                    values_append(snap)
                 refs.append(("t", j))
         position[tid] = len(key)
-        key.append((node.op, node.params, tuple(refs), node.shape, node.dtype.numpy_dtype))
-        tensors.append(t)
-        values.append(None)
+        key_append((node.op, node.params, tuple(refs), node.shape, node.dtype.numpy_dtype))
+        tensors_append(t)
     return tensors, tuple(key), values
 
 
@@ -187,9 +188,8 @@ def materialize(t: Tensor) -> jax.Array:
     Results already computed are inputs of that call (their values are fixed
     when computed), leaves enter with the values they had when recorded.
     """
-    _, key, values = graph_key(t, cut=True)
+    _, key, inputs = graph_key(t, cut=True)
     fwd = _FORWARDS.get_or_create(key, lambda: _Forward(key))
-    inputs = [v for v in values if v is not None]
     if fwd.x64:
         with _x64():
             value = fwd.fn(*inputs)
@@ -407,12 +407,12 @@ class Plan:
             olds = self.zeros()
         if self.x64:
             with _x64():
-                return self.run(ct, tuple(inputs), olds)
-        return self.run(ct, tuple(inputs), olds)
+                return self.run(ct, inputs, olds)
+        return self.run(ct, inputs, olds)
 
     def fn(self, ct, *inputs) -> tuple:
         """The gradients of the inputs that require grad (in ``grad_positions`` order)."""
-        return self.call(ct, inputs)[1]
+        return self.call(ct, list(inputs))[1]
 
 
 
@@ -459,35 +459,43 @@ def run_backward(y: Tensor, gradient=None, inputs=None) -> None:
     One compiled call computes y (if still pending), the gradients, and their
     sums with the existing ``.grad`` values.
     """
-    if not y.requires_grad:
+    if not y._requires_grad:
         raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
-    ct = _cotangent(y, gradient)
+    if gradient is None:
+        if _numel(_shape_of(y)) != 1:
+            raise AutogradError("grad can be implicitly created only for scalar outputs")
+        ct = None
+    else:
+        ct = _cotangent(y, gradient)
     tensors, key, values = graph_key(y)
-    plan = get_plan(key)
-    only = None if inputs is None else {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
-    zeros = plan.zeros()
-    olds = list(zeros)
-    fused = []  # per grad position: whether the result already includes the leaf's old .grad
-    seen = set()
-    for k, i in enumerate(plan.grad_positions):
-        leaf = tensors[i]
-        g = leaf.grad
-        take = (g is not None and id(leaf) not in seen and (only is None or id(leaf) in only)
-                and g._v is not None and g._v.dtype == zeros[k].dtype and g._v.shape == zeros[k].shape)
-        if take:
-            olds[k] = g._v
-        seen.add(id(leaf))
-        fused.append(take)
-    value, grads = plan.call(ct, [v for v in values if v is not None], tuple(olds))
+    plan = _FAST_PLANS.get(key) or get_plan(key)
+    leaves = [tensors[i] for i in plan.grad_positions]
+    olds = plan.zeros()
+    fused = None  # per leaf: whether the call's result already includes the leaf's old .grad
+    only = None
+    if inputs is not None:
+        only = {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
+    if only is not None or any(leaf.grad is not None for leaf in leaves):
+        olds, fused = list(olds), []
+        seen = set()
+        for k, leaf in enumerate(leaves):
+            g = leaf.grad
+            take = (g is not None and id(leaf) not in seen and (only is None or id(leaf) in only)
+                    and g._v is not None and g._v.dtype == olds[k].dtype and g._v.shape == olds[k].shape)
+            if take:
+                olds[k] = g._v
+            seen.add(id(leaf))
+            fused.append(take)
+        olds = tuple(olds)
+    value, grads = plan.call(ct, values, olds)
     if y._v is None:
         y._node.out = value
         y._v = value
-    for k, i in enumerate(plan.grad_positions):
-        leaf = tensors[i]
+    for k, leaf in enumerate(leaves):
         if only is not None and id(leaf) not in only:
             continue
         g = grads[k]
-        if fused[k]:
+        if fused is not None and fused[k]:
             leaf.grad._v = g
         elif leaf.grad is None:
             leaf.grad = Tensor._wrap(g)
@@ -699,8 +707,7 @@ def derive_tensor(y: Tensor, frame, simplify=True) -> TensorDerivative:
     wrt_positions = sorted(plan.grad_positions, key=lambda i: _natural(names[i]))
     with _display_lowerings(expr):
         base = derive(expr, wrt=[sympy.Symbol(names[i], real=True) for i in wrt_positions], simplify=simplify)
-    values = [inputs[i] for i in plan.input_positions]
-    return TensorDerivative(base, plan, names, values, wrt_positions)
+    return TensorDerivative(base, plan, names, list(inputs), wrt_positions)
 
 
 def _natural(name: str):
