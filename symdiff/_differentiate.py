@@ -26,6 +26,7 @@ level at a time would re-sort an ever longer product at every level.
 from __future__ import annotations
 
 import threading
+import time
 from itertools import combinations_with_replacement
 from typing import Iterator, Union
 
@@ -34,7 +35,8 @@ from sympy.core.function import Application, ArgumentIndexError, Function
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from ._capture import Captured
-from ._deep import call_deep
+from ._deep import BudgetExceeded, call_deep
+from ._simplify import node_count
 
 __all__ = ["differentiate", "entry_keys", "diff"]
 
@@ -375,10 +377,48 @@ def differentiate(
     return _differentiate(captured, wrt, order)
 
 
+class _Normaliser:
+    """Expand high-order derivatives as they are built, within a time budget.
+
+    Differentiating a product k times without collecting terms multiplies the
+    terms at every order: the 10th derivative of ``tanh(x)`` has thousands of
+    nodes, yet expanded it is a polynomial of degree 11 in ``tanh(x)``.
+    Expanding each intermediate order (products of sums distributed; powers,
+    exponentials and logs of sums left alone) keeps every order as small as its
+    expanded form. A form that expands to more than about twice its size, or
+    that does not expand within its share of the budget, stays as it is.
+    """
+
+    BUDGET = 0.5  # seconds per differentiate() call
+    MAX_NODES = 5_000
+
+    def __init__(self):
+        self.deadline = time.monotonic() + self.BUDGET
+
+    def __call__(self, expr: sympy.Expr) -> sympy.Expr:
+        remaining = self.deadline - time.monotonic()
+        if expr.is_Atom or remaining <= 0:
+            return expr
+        size = node_count(expr, self.MAX_NODES)
+        if size > self.MAX_NODES:
+            return expr
+        try:
+            expanded = call_deep(_expand, expr, timeout=remaining)
+        except BudgetExceeded:
+            return expr
+        limit = 2 * size + 20
+        return expanded if node_count(expanded, limit) <= limit else expr
+
+
+def _expand(expr: sympy.Expr) -> sympy.Expr:
+    return sympy.expand(expr, power_exp=False, power_base=False, log=False, multinomial=False)
+
+
 def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int) -> dict[EntryKey, sympy.Expr]:
     by_symbol: dict[sympy.Symbol, _Differentiator] = {}  # one memo per symbol, shared by outputs and orders
     shared: dict = {}
     result: dict[EntryKey, sympy.Expr] = {}
+    normalise = _Normaliser() if order >= 3 else None  # Hessians stay as differentiated: no swell at order 2
     for o, f in enumerate(captured.outputs):
         lower: dict[tuple[int, ...], sympy.Expr] = {(): f}
         for k in range(1, order + 1):
@@ -398,6 +438,8 @@ def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int
                     current[combo] = d(parent)
                 else:
                     current[combo] = _ZERO
+            if normalise is not None:
+                current = {combo: normalise(e) for combo, e in current.items()}
             lower = current
         for combo, expr in lower.items():
             result[(o, combo)] = expr

@@ -215,3 +215,23 @@ def test_deep_chain_of_mixed_heads_matches_sympy():
     for i in range(40):
         e = [sympy.sin, sympy.exp, sympy.tanh, sympy.cos, lambda u: sigmoid(2 * u + y)][i % 5](e)
     assert call_deep(diff, e, x) == call_deep(e.diff, x)
+
+
+@pytest.mark.parametrize(
+    "text, max_ops",
+    [("tanh(x)", 30), ("sin(x)*exp(-x**2/2)", 100), ("1/(1 + x**2)", 60)],
+)
+def test_high_order_derivatives_are_expanded_order_by_order(text, max_ops):
+    """Without collecting terms at each order, the 10th derivative of tanh has thousands of nodes."""
+    import mpmath
+
+    import symdiff as sd
+
+    d = sd.derive(text, "x", order=10, dtype="float64")
+    assert sympy.count_ops(d.closed_form) <= max_ops
+    f = {"tanh(x)": mpmath.tanh, "sin(x)*exp(-x**2/2)": lambda t: mpmath.sin(t) * mpmath.exp(-t**2 / 2),
+         "1/(1 + x**2)": lambda t: 1 / (1 + t**2)}[text]
+    xs = [-1.3, -0.2, 0.4, 1.7]
+    with mpmath.workdps(40):
+        expected = [float(mpmath.diff(f, mpmath.mpf(v), 10)) for v in xs]
+    np.testing.assert_allclose(np.asarray(d(np.asarray(xs))), expected, rtol=1e-9)
