@@ -677,11 +677,18 @@ class Tensor:
 
     # ---- in-place updates (for parameters under no_grad)
 
-    def _inplace(self, value) -> Tensor:
+    def _check_inplace(self) -> None:
         if self._requires_grad and is_grad_enabled():
             if self._node is None:
                 raise AutogradError("a leaf Variable that requires grad is being used in an in-place operation.")
             raise AutogradError("in-place operations on recorded results are not supported; write y = y + ...")
+
+    def _inplace(self, value) -> Tensor:
+        self._check_inplace()
+        current = self._value
+        if isinstance(value, jax.Array) and value.dtype == current.dtype and value.shape == current.shape:
+            self._v = value  # the common case: nothing to convert
+            return self
         with _x64():
             value = jnp.asarray(value.astype(self._value.dtype) if hasattr(value, "astype") else value,
                                 dtype=self._value.dtype)
@@ -697,24 +704,52 @@ class Tensor:
     def _other_value(self, other):
         return other._value if isinstance(other, Tensor) else other
 
+    def _inplace_op(self, op: str, other) -> Tensor:
+        """``self = op(self, other)`` in self's dtype, with one compiled call."""
+        self._check_inplace()
+        current = self._value
+        if isinstance(other, Tensor):
+            shape = _check_broadcast([self, other])
+            if shape != current.shape:
+                raise ShapeError(f"output with shape {list(current.shape)} doesn't match the broadcast "
+                                 f"shape {list(shape)}")
+            x64 = other.dtype.itemsize == 8
+            other = other._value
+        elif type(other) in (builtins.float, builtins.int, builtins.bool):
+            x64 = type(other) is builtins.int and not -2**31 <= other < 2**31
+        else:
+            with _x64():
+                return self._inplace(ELEMENTWISE_IMPL[op][0](current, other))
+        dt = current.dtype
+        fn = _compiled("elementwise", op, (), dt, ())
+        if x64 or dt.itemsize == 8:
+            with _x64():
+                return self._inplace(fn(current, other))
+        return self._inplace(fn(current, other))
+
     def add_(self, other, alpha=1) -> Tensor:
-        with _x64():
-            return self._inplace(self._value + alpha * self._other_value(other))
+        if alpha != 1:
+            with _x64():
+                return self._inplace(self._value + alpha * self._other_value(other))
+        return self._inplace_op("add", other)
 
     def sub_(self, other, alpha=1) -> Tensor:
-        with _x64():
-            return self._inplace(self._value - alpha * self._other_value(other))
+        if alpha != 1:
+            with _x64():
+                return self._inplace(self._value - alpha * self._other_value(other))
+        return self._inplace_op("sub", other)
 
     def mul_(self, other) -> Tensor:
-        with _x64():
-            return self._inplace(self._value * self._other_value(other))
+        return self._inplace_op("mul", other)
 
     def div_(self, other) -> Tensor:
-        with _x64():
-            return self._inplace(self._value / self._other_value(other))
+        return self._inplace_op("div", other)
 
     def zero_(self) -> Tensor:
-        return self._inplace(jnp.zeros_like(self._value))
+        current = self._value
+        if _single_device():
+            return self._inplace(_zeros(current.shape, current.dtype))
+        return self._inplace(jnp.zeros_like(current))
 
     def fill_(self, value) -> Tensor:
         return self._inplace(jnp.full_like(self._value, self._other_value(value)))
@@ -1098,6 +1133,13 @@ def _check_devices(tensors) -> None:
                           f"{names[0]} and {names[-1]}!")
 
 
+@functools.lru_cache(maxsize=256)
+def _zeros(shape: tuple, np_dtype) -> jax.Array:
+    """Zeros of a shape and dtype on the default device (shared: JAX arrays are immutable)."""
+    with _x64():
+        return jnp.zeros(shape, np_dtype)
+
+
 @functools.lru_cache(maxsize=1024)
 def _broadcast_shapes(*shapes) -> tuple:
     return np.broadcast_shapes(*shapes)
@@ -1232,8 +1274,17 @@ def _elementwise(op: str, operands: tuple, label: str, params=(), to_float: buil
         else:
             break
     else:
-        if recorded and (dt is float32 or dt is float64) and is_grad_enabled() and _single_device():
-            return Tensor._pending(Node(op, params, operands, label, shape, dt, None, tuple(snap)))
+        if (dt is float32 or dt is float64) and _single_device():
+            if recorded and is_grad_enabled():
+                return Tensor._pending(Node(op, params, operands, label, shape, dt, None, tuple(snap)))
+            if op != "pow":  # eager: one compiled call (pow keeps a Python exponent static: the general path)
+                fn = _OPS.get(("elementwise", op, params, dt.numpy_dtype, ())) or _compiled(
+                    "elementwise", op, params, dt.numpy_dtype)
+                args = [x._value if isinstance(x, Tensor) else x for x in operands]
+                if dt is float64 or _needs_x64(operands, dt):
+                    with _x64():
+                        return Tensor._wrap(fn(*args))
+                return Tensor._wrap(fn(*args))
     return _elementwise_general(op, operands, label, params, to_float)
 
 
@@ -1261,9 +1312,27 @@ def _elementwise_general(op: str, operands: tuple, label: str, params=(), to_flo
         dynamic = [x._value for x in operands if isinstance(x, Tensor)]
     else:
         static, dynamic = (), [_value_of(x) for x in operands]
-    with _x64():
-        value = _compiled("elementwise", op, params, result.numpy_dtype, static)(*dynamic)
-    return Tensor._wrap(value)
+    fn = _compiled("elementwise", op, params, result.numpy_dtype, static)
+    if _needs_x64(operands, result):
+        with _x64():
+            return Tensor._wrap(fn(*dynamic))
+    return Tensor._wrap(fn(*dynamic))
+
+
+def _needs_x64(operands, result: dtype) -> builtins.bool:
+    """Whether an eager op needs JAX's 64-bit mode: 64-bit values, or integers beyond 32 bits.
+
+    Without it a call dispatches faster; with 32-bit values both modes compute the same.
+    """
+    if result.itemsize == 8:
+        return True
+    for x in operands:
+        if isinstance(x, Tensor):
+            if x.dtype.itemsize == 8:
+                return True
+        elif type(x) is builtins.int and not -2**31 <= x < 2**31:
+            return True
+    return False
 
 
 _LABELS = {"atan2": "Atan2Backward0", "min": "MinimumBackward0", "max": "MaximumBackward0",
