@@ -21,7 +21,7 @@ from ._capture import Captured, sort_symbols
 from ._deep import call_deep
 from ._differentiate import EntryKey, differentiate
 from ._errors import SymdiffError
-from ._lower import Kernel, build_kernel, is_lowerable, is_partial
+from ._lower import Kernel, build_kernel, is_lowerable
 from ._simplify import simplify_entries
 from ._vectorize import plan_vectorized
 
@@ -86,17 +86,15 @@ class Program:
     def jitted(self, name: str, packed: bool = False) -> Callable:
         """The jitted entry point ``name`` (created once; JAX caches per shape and dtype).
 
-        ``packed``: the inputs arrive stacked in one array (first axis: ``args``),
-        after the entry's leading arguments (the cotangents of ``grad``).
+        ``packed``: the inputs arrive stacked in one array (first axis: ``args``).
         """
         key = name + ":packed" if packed else name
         fn = self._jitted.get(key)
         if fn is None:
             pure = getattr(self, "_" + name)
             if packed:
-                def unpack(*lead_and_packed, pure=pure):
-                    *lead, stacked = lead_and_packed
-                    return pure(*lead, *(stacked[i] for i in range(len(self.args))))
+                def unpack(stacked, pure=pure):
+                    return pure(*(stacked[i] for i in range(len(self.args))))
 
                 unpack.__name__ = name
                 pure = unpack
@@ -173,7 +171,7 @@ class Program:
     @property
     def _guarded_outputs(self) -> np.ndarray:
         """Per output: whether its value can be NaN at finite inputs (see ``build_kernel``)."""
-        return np.asarray([is_partial(v) for v in self.captured.outputs])
+        return np.asarray([o in self.kernel.guarded for o in range(len(self.captured.outputs))])
 
     @property
     def _array_gather(self):

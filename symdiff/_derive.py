@@ -253,20 +253,16 @@ class Derivative:
             return None
         return packed
 
-    def _run(self, entry: str, args: tuple, kwargs: dict, cotangents=None):
+    def _run(self, entry: str, args: tuple, kwargs: dict):
         raw = self._bound(args, kwargs)
         packed = self._packed(raw)
         if packed is not None:
-            arrays, dtype = None, self._dtype_for(raw)
-        else:
-            arrays, _, dtype = self._prepare(args, kwargs, raw)
+            dtype = self._dtype_for(raw)
+            with x64_scope(dtype):
+                return self._program.jitted(entry, packed=True)(packed.astype(dtype, copy=False))
+        arrays, _, dtype = self._prepare(args, kwargs, raw)
         with x64_scope(dtype):
-            lead = ()
-            if entry == "grad":
-                lead = (None if cotangents is None else self._place(cotangents, dtype),)
-            if packed is not None:
-                return self._program.jitted(entry, packed=True)(*lead, packed.astype(dtype, copy=False))
-            return self._program.jitted(entry)(*lead, *self._place(arrays, dtype))
+            return self._program.jitted(entry)(*self._place(arrays, dtype))
 
     def _place(self, values: list, dtype) -> list:
         """Inputs in the computation dtype, on the requested device.
@@ -341,19 +337,18 @@ class Derivative:
         else:
             cts = [cotangent if isinstance(cotangent, jax.Array) else np.asarray(cotangent)]
         for c in cts:
-            if np.asarray(c).dtype.kind not in "biuf":
-                raise InputError(f"cotangent must be real numbers, got dtype {np.asarray(c).dtype}")
-        arrays, shape, _ = self._prepare(args, kwargs)
+            if c.dtype.kind not in "biuf":
+                raise InputError(f"cotangent must be real numbers, got dtype {c.dtype}")
+        arrays, shape, dtype = self._prepare(args, kwargs)
         shape = shape if shape is not None else np.broadcast_shapes(*(np.shape(a) for a in arrays))
         for c in cts:
             try:
-                if np.broadcast_shapes(np.shape(c), shape) != shape:
+                if np.broadcast_shapes(c.shape, shape) != shape:
                     raise ValueError
             except ValueError:
-                raise ShapeError(
-                    f"cotangent of shape {np.shape(c)} does not match the output shape {shape}"
-                ) from None
-        grads = self._run("grad", args, kwargs, cotangents=cts)
+                raise ShapeError(f"cotangent of shape {c.shape} does not match the output shape {shape}") from None
+        with x64_scope(dtype):  # one validation of the inputs, one compiled call
+            grads = p.jitted("grad")(self._place(cts, dtype), *self._place(arrays, dtype))
         return grads[0] if self._single else tuple(grads)
 
     def value_and_grad(self, *args, **kwargs):

@@ -413,6 +413,7 @@ class Kernel:
     fn: Callable
     source: str
     arg_names: tuple[str, ...]
+    guarded: frozenset = frozenset()  # outputs whose NaN values make their entries NaN (domain rule)
 
 
 _RESERVED = set(_NAMESPACE) | {"jnp", "jax", "jsp", "lax", "full"}
@@ -432,15 +433,48 @@ _PARTIAL = (sympy.log, sympy.acosh, sympy.atanh, sympy.asin, sympy.acos, sympy.g
             sympy.polygamma)
 
 
+_PROVABLE_NODES = 200  # larger arguments are not sent to SymPy's assumption system (it can be slow)
+
+
+def _provably(arg: sympy.Expr, query: str) -> bool:
+    """Whether SymPy proves ``arg.<query>`` (``is_positive``...) for all real inputs; False when unsure."""
+    count, stack = 0, [arg]
+    while stack:
+        count += 1
+        if count > _PROVABLE_NODES:
+            return False
+        stack.extend(stack.pop().args)
+    try:
+        return getattr(arg, query) is True
+    except (RecursionError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _may_be_nan(node: sympy.Basic) -> bool:
+    """Whether this node can be NaN at finite real inputs where its arguments are finite."""
+    if isinstance(node, sympy.log):  # log(1 + exp(x)), log(x**2 + 1): defined everywhere
+        return not _provably(node.args[0], "is_nonnegative")
+    if isinstance(node, sympy.Pow) and not node.exp.is_Integer:  # sqrt(x**2 + 1): defined everywhere
+        return not _provably(node.base, "is_nonnegative")
+    return isinstance(node, _PARTIAL)
+
+
 def is_partial(expr: sympy.Basic) -> bool:
-    """Whether ``expr`` can be NaN at finite real inputs (logs, roots, inverse functions, real powers)."""
+    """Whether ``expr`` can be NaN at finite real inputs (logs, roots, inverse functions, real powers).
+
+    Logs and real powers of arguments SymPy proves nonnegative are not partial:
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> is_partial(sympy.log(1 + sympy.exp(x))), is_partial(sympy.sqrt(x**2 + 1)), is_partial(sympy.sqrt(x))
+    (False, False, True)
+    """
     stack, seen = [expr], set()
     while stack:
         node = stack.pop()
         if node in seen or node.is_Atom:
             continue
         seen.add(node)
-        if isinstance(node, _PARTIAL) or (isinstance(node, sympy.Pow) and not node.exp.is_Integer):
+        if _may_be_nan(node):
             return True
         stack.extend(node.args)
     return False
@@ -519,7 +553,7 @@ def build_kernel(
     source = "\n".join(header + body) + "\n"
     namespace = dict(_NAMESPACE)
     exec(compile(source, f"<symdiff {function_name}>", "exec"), namespace)  # our generated code, never user text
-    return Kernel(namespace[function_name], source, tuple(names))
+    return Kernel(namespace[function_name], source, tuple(names), frozenset(guarded))
 
 
 def full(value, shape, dtype):

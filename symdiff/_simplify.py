@@ -65,16 +65,34 @@ def node_count(expr: sympy.Basic, limit: int) -> int:
     return count
 
 
+NEW_FUNCTION_COST = 8  # operations a function call costs that the derivative did not already need
+
+
+def _heads(expr: sympy.Expr) -> set:
+    return {type(f) for f in expr.atoms(sympy.Function)}
+
+
+def _cost(expr: sympy.Expr, needed: set) -> int:
+    """Operations, plus the price of each kind of function the derivative did not need.
+
+    ``1 - tanh(x)**2`` has more operations than ``cosh(x)**-2`` but reuses the
+    ``tanh(x)`` the value needs anyway; a new transcendental costs far more to
+    evaluate than a multiply.
+    """
+    return sympy.count_ops(expr) + NEW_FUNCTION_COST * len(_heads(expr) - needed)
+
+
 def _run_chain(expr, chain, accept, best):
-    """Run passes in order, keeping in ``best[0]`` the smallest acceptable form."""
-    best_ops = sympy.count_ops(expr)
+    """Run passes in order, keeping in ``best[0]`` the cheapest acceptable form."""
+    needed = _heads(expr)
+    best_cost = _cost(expr, needed)
     for p in chain:
         candidate = p.run(best[0] if p.name != "simplify" else expr)
         if candidate == best[0] or not accept(candidate):
             continue
-        ops = sympy.count_ops(candidate)
-        if ops < best_ops:
-            best[0], best_ops = candidate, ops
+        cost = _cost(candidate, needed)
+        if cost < best_cost:
+            best[0], best_cost = candidate, cost
 
 
 def simplify_entries(

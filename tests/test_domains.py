@@ -59,3 +59,15 @@ def test_kink_convention_in_value_derivative_and_check():
     np.testing.assert_array_equal(np.asarray(value), [0.0, 1.0, 7.0])
     np.testing.assert_array_equal(np.asarray(grad), [0.0, -1.0, 2.0])
     assert sd.derive("abs(x)", "x").check([0.0, 1.0]).ok
+
+
+def test_domain_guard_only_where_the_value_can_be_undefined():
+    """log and sqrt of arguments SymPy proves nonnegative need no NaN guard; log(a) does."""
+    assert "isnan" not in sd.derive("log(1 + exp(a*b))").source
+    assert "isnan" not in sd.derive("a**2*sqrt(b**2 + 1)").source
+    d = sd.derive("log(a)*b", dtype="float64")
+    assert "isnan" in d.source
+    ga, gb = d(np.array([-1.0, 2.0]), np.array([3.0, 3.0]))
+    assert np.isnan(np.asarray(ga)[0]) and np.isnan(np.asarray(gb)[0])
+    np.testing.assert_allclose(np.asarray(ga)[1], 1.5)
+    np.testing.assert_allclose(np.asarray(gb)[1], np.log(2.0))
