@@ -118,9 +118,14 @@ class Optimizer:
             loss = closure()
         for k, group in enumerate(self.param_groups):
             params = group["params"]
-            grads = tuple(None if p.grad is None else p.grad._value for p in params)
-            values = tuple(p._value for p in params)
-            x64 = self._x64 or any(v.dtype.itemsize == 8 for v in values + grads if v is not None)
+            grads = tuple([None if p.grad is None else p.grad._value for p in params])
+            values = tuple([p._value for p in params])
+            x64 = self._x64
+            if not x64:
+                for v in values + grads:
+                    if v is not None and v.dtype.itemsize == 8:
+                        x64 = True
+                        break
             lr = group["lr"]
             cached, lr_array = self._lr[k]
             if cached != lr or type(cached) is not type(lr) or x64 != self._x64:
@@ -132,7 +137,7 @@ class Optimizer:
                 new, self._leaves[k] = self._updates[k](grads, self._leaves[k], values, {"learning_rate": lr_array})
             for p, g, v in zip(params, grads, new):
                 if g is not None:
-                    p._v = v if v.dtype == p._v.dtype else v.astype(p._v.dtype)
+                    p._v = v  # optax.apply_updates keeps each parameter's dtype
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
