@@ -73,6 +73,19 @@ def bench(rounds: int = 7, n: int = 300) -> None:
         opt.step()
         return loss
 
+    mw = tensor(0.0, requires_grad=True)
+    mb = tensor(0.0, requires_grad=True)
+
+    def manual_step():  # section 1's loop
+        loss = ((mw * x + mb - y) ** 2).mean()
+        loss.backward()
+        with no_grad():
+            mw.sub_(LR * mw.grad)
+            mb.sub_(LR * mb.grad)
+        mw.grad.zero_()
+        mb.grad.zero_()
+        return loss
+
     def timed(fn) -> float:
         for _ in range(20):
             fn()
@@ -100,18 +113,41 @@ def bench(rounds: int = 7, n: int = 300) -> None:
             topt.step()
             return loss
 
-    ours, theirs = [], []
+        mtw = torch.tensor(0.0, requires_grad=True)
+        mtb = torch.tensor(0.0, requires_grad=True)
+        mtw.grad = torch.zeros(())
+        mtb.grad = torch.zeros(())
+
+        def manual_tstep():
+            loss = ((mtw * tx + mtb - ty) ** 2).mean()
+            loss.backward()
+            with torch.no_grad():
+                mtw.sub_(LR * mtw.grad)
+                mtb.sub_(LR * mtb.grad)
+            mtw.grad.zero_()
+            mtb.grad.zero_()
+            return loss
+
+    ours, theirs, ours_manual, theirs_manual = [], [], [], []
     for _ in range(rounds):
         ours.append(timed(step))
         if torch is not None:
             theirs.append(timed(tstep))
-    print(f"symdiff: {min(ours) * 1e6:.1f} us/step best, {sorted(ours)[rounds // 2] * 1e6:.1f} median "
-          f"(SGD, 100 points, {rounds} rounds of {n} steps after warm-up)")
+    for _ in range(rounds):
+        ours_manual.append(timed(manual_step))
+        if torch is not None:
+            theirs_manual.append(timed(manual_tstep))
+
+    def us(times) -> str:
+        return f"{min(times) * 1e6:.1f} us/step best, {sorted(times)[rounds // 2] * 1e6:.1f} median"
+
+    print(f"symdiff: {us(ours)} (SGD, 100 points, {rounds} rounds of {n} steps after warm-up)")
     if torch is None:
         print("torch not installed: no PyTorch comparison")
     else:
-        print(f"PyTorch {torch.__version__} eager: {min(theirs) * 1e6:.1f} us/step best, "
-              f"{sorted(theirs)[rounds // 2] * 1e6:.1f} median (same loop, same run)")
+        print(f"PyTorch {torch.__version__} eager: {us(theirs)} (same loop, same run)")
+    print(f"manual loop (no_grad, in-place updates), symdiff {us(ours_manual)}"
+          + ("" if torch is None else f"; PyTorch {us(theirs_manual)}"))
 
 
 if "--bench" in sys.argv:

@@ -11,16 +11,21 @@ tensor([-12.,  65.], grad_fn=<SubBackward0>)
 >>> a.grad, b.grad
 (tensor([36., 81.]), tensor([-12.,  -8.]))
 
-Values are JAX arrays computed at once (so tensors print numbers). When an
-input requires grad, each operation is also recorded: elementwise operations
-as SymPy expressions, reductions, ``matmul``, reshapes and indexing as
-structural nodes (see :mod:`symdiff._tensor_graph`). ``backward`` derives the
-closed forms once per *structure* of the recorded computation and evaluates
-them with one compiled call, so a training loop does no SymPy work and no
-recompilation after its first iteration.
+Values are JAX arrays. An operation on a tensor that requires grad is
+*recorded* (elementwise operations become SymPy expressions, reductions,
+``matmul``, reshapes and indexing structural nodes, see
+:mod:`symdiff._tensor_graph`) and computed lazily: its shape and dtype are
+known at once, its value when first needed (printing, ``.item()``, an eager
+operation...), by one compiled call for the whole pending computation, from
+the leaves' values as they were when recorded. ``backward`` derives the closed
+forms once per *structure* of the recorded computation and evaluates the
+output, the gradients and their accumulation into ``.grad`` with one compiled
+call, so a training loop does no SymPy work and no recompilation after its
+first iteration.
 
-Every operation runs with JAX's 64-bit types enabled for that call only (so
-``int64`` and ``float64`` tensors are real), never by changing JAX's global
+Operations that are not recorded run at once, one compiled call each. An
+operation involving ``int64`` or ``float64`` values runs with JAX's 64-bit
+types enabled for that call only, never by changing JAX's global
 configuration.
 """
 
