@@ -343,7 +343,7 @@ class Derivative:
         shape = shape if shape is not None else np.broadcast_shapes(*(np.shape(a) for a in arrays))
         for c in cts:
             try:
-                if np.broadcast_shapes(c.shape, shape) != shape:
+                if c.shape != shape and np.broadcast_shapes(c.shape, shape) != shape:
                     raise ValueError
             except ValueError:
                 raise ShapeError(f"cotangent of shape {c.shape} does not match the output shape {shape}") from None

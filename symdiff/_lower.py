@@ -27,7 +27,7 @@ import sympy
 from ._errors import LoweringError
 from ._functions import cbrt, relu, sigmoid, softplus
 
-__all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function"]
+__all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function", "repeats_shared_work"]
 
 
 @jax.custom_jvp
@@ -477,6 +477,43 @@ def is_partial(expr: sympy.Basic) -> bool:
         if _may_be_nan(node):
             return True
         stack.extend(node.args)
+    return False
+
+
+def repeats_shared_work(roots: Sequence[sympy.Expr], factor: float, min_ops: int) -> bool:
+    """Whether evaluating each root on its own repeats over ``factor`` times the shared DAG's operations.
+
+    Only for DAGs of at least ``min_ops`` distinct operations. Iterative; stops
+    counting once the answer is known.
+
+    >>> x, y = sympy.symbols("x y", real=True)
+    >>> shared = sum(sympy.sin(k * x) * y**k for k in range(1, 40))
+    >>> repeats_shared_work([shared + k for k in range(20)], 3, 100)
+    True
+    >>> repeats_shared_work([shared], 3, 100)
+    False
+    """
+
+    def ops(root, seen) -> int:  # binary operations of the nodes under root not yet in seen
+        count, stack = 0, [root]
+        while stack:
+            node = stack.pop()
+            if node.is_Atom or node in seen:
+                continue
+            seen.add(node)
+            count += max(1, len(node.args) - 1)
+            stack.extend(node.args)
+        return count
+
+    union: set = set()
+    shared = sum(ops(root, union) for root in roots)
+    if shared < min_ops:
+        return False
+    total = 0
+    for root in roots:
+        total += ops(root, set())
+        if total > factor * shared:
+            return True
     return False
 
 
