@@ -2,8 +2,11 @@
 
 import threading
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import sympy
 
 import symdiff as sd
 from symdiff import _cache, _compile
@@ -103,3 +106,30 @@ def test_threads_mixing_float32_and_float64_keep_their_dtypes():
             np.testing.assert_allclose(np.asarray(gs), np.cos(0.5) * 4.0, rtol=1e-6)
 
     _run_in_threads(work)
+
+
+def _pendulum_energy(n):
+    th = sympy.symbols(f"th0:{n}", real=True)
+    w = sympy.symbols(f"w0:{n}", real=True)
+    energy = 0
+    for i in range(n):
+        vx = sum(sympy.cos(th[j]) * w[j] for j in range(i + 1))
+        vy = sum(sympy.sin(th[j]) * w[j] for j in range(i + 1))
+        energy += (vx**2 + vy**2) / 2 - sympy.Rational(981, 100) * sum(sympy.cos(th[j]) for j in range(i + 1))
+    return energy, list(th) + list(w)
+
+
+def test_outputs_sharing_their_work_compile_without_loop_fusion():
+    """XLA would copy the shared sines and cosines into every gradient entry's loop."""
+    energy, symbols = _pendulum_energy(14)
+    d = sd.derive(energy, symbols, dtype="float64")
+    assert d._program._compiler_options == {"xla_disable_hlo_passes": "fusion"}
+    assert sd.derive("3*a**3 - b**2")._program._compiler_options is None
+
+    rng = np.random.default_rng(0)
+    xs = [rng.uniform(-1, 1, 7) for _ in d.args]
+    f = sympy.lambdify(d.args, energy, modules="jax")
+    with jax.enable_x64(True):
+        want = jax.vmap(jax.grad(f, argnums=tuple(range(len(xs)))))(*map(jnp.asarray, xs))
+    for got, w in zip(d(*xs), want):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=1e-12, atol=1e-12)
