@@ -53,7 +53,21 @@ from ._tensor import (
 __all__ = ["Plan", "run_backward", "derive_tensor", "TensorDerivative", "graph_key"]
 
 PLAN_CACHE_SIZE = 256
-_PLANS = _cache.LRUCache("tensor backward plans", PLAN_CACHE_SIZE)
+class _PlanCache(_cache.LRUCache):
+    """The plans' LRU cache, with a lookup for the hot path (no lock, no factory; ``None`` on a miss)."""
+
+    def lookup(self, key):
+        data = self._data
+        found = data.get(key)
+        if found is not None:
+            try:
+                data.move_to_end(key)
+            except KeyError:  # evicted meanwhile by another thread: still a valid plan
+                pass
+        return found
+
+
+_PLANS = _PlanCache("tensor backward plans", PLAN_CACHE_SIZE)
 _SEGMENTS = _cache.LRUCache("tensor segment derivatives", PLAN_CACHE_SIZE)
 
 _ELEMENTWISE_OPS = {"add", "sub", "mul", "div", "pow", "neg", "clamp"}
@@ -532,20 +546,10 @@ class Plan:
 
 
 
-_FAST_PLANS: dict = {}
-
-
 def get_plan(key: tuple, simplify=True) -> Plan:
     """The cached :class:`Plan` of a graph structure."""
     try:
-        plan = _FAST_PLANS.get(key) if simplify is True else None
-        if plan is None:
-            plan = _PLANS.get_or_create((key, simplify), lambda: Plan(key, simplify))
-            if simplify is True:
-                if len(_FAST_PLANS) >= PLAN_CACHE_SIZE:
-                    _FAST_PLANS.clear()
-                _FAST_PLANS[key] = plan
-        return plan
+        return _PLANS.lookup((key, simplify)) or _PLANS.get_or_create((key, simplify), lambda: Plan(key, simplify))
     except TypeError as exc:  # an unhashable parameter slipped into the structure
         raise SymdiffError(f"internal: graph structure is not hashable: {exc}") from exc
 
@@ -584,7 +588,7 @@ def run_backward(y: Tensor, gradient=None, inputs=None) -> None:
     else:
         ct = _cotangent(y, gradient)
     tensors, key, values = graph_key(y)
-    plan = _FAST_PLANS.get(key) or get_plan(key)
+    plan = get_plan(key)
     leaves = [tensors[i] for i in plan.grad_positions]
     olds = plan.zeros()
     fused = None  # per leaf: whether the call's result already includes the leaf's old .grad

@@ -262,3 +262,15 @@ def test_linear_regression_loop_converges_with_lazy_recording():
     xs, ys = x.numpy(), y.numpy()
     slope, intercept = np.polyfit(xs, ys, 1)  # the least-squares line, independently
     assert w.item() == pytest.approx(slope, abs=1e-3) and b.item() == pytest.approx(intercept, abs=1e-3)
+
+
+def test_clear_caches_forgets_tensor_plans():
+    w = tensor(1.5, requires_grad=True)
+    (w * w).backward()
+    before = sd.cache_stats()["symbolic"]
+    (w * w).backward()
+    assert sd.cache_stats()["symbolic"] == before
+    sd.clear_caches()
+    (w * w).backward()
+    assert sd.cache_stats()["symbolic"] > before  # derived again
+    assert w.grad.item() == pytest.approx(3 * 2 * 1.5)
