@@ -164,15 +164,18 @@ def needs_x64(key: tuple) -> bool:
     return False
 
 
-def replay(key: tuple, dtypes: list, inputs) -> list:
-    """Every node's value from the input values (replays the recorded operations)."""
+def replay(key: tuple, dtypes: list, inputs, scalars=()) -> list:
+    """Every node's value from the input values (replays the recorded operations).
+
+    A scalar reference ``("d", k, type name)`` (see :func:`lift_scalars`) reads ``scalars[k]``.
+    """
     vals: list[Any] = [None] * len(key)
     it = iter(inputs)
     for i, e in enumerate(key):
         if e[0] == "in":
             vals[i] = next(it)
             continue
-        args = [vals[r[1]] if r[0] == "t" else r[2] for r in e[2]]
+        args = [vals[r[1]] if r[0] == "t" else (r[2] if r[0] == "s" else scalars[r[1]]) for r in e[2]]
         if _is_elementwise(e[0]):
             vals[i] = apply_elementwise(e[0], e[1], args, dtypes[i])
         else:
@@ -180,17 +183,39 @@ def replay(key: tuple, dtypes: list, inputs) -> list:
     return vals
 
 
+def lift_scalars(key: tuple) -> tuple[tuple, list]:
+    """The key with its Python scalars turned into arguments, and their values.
+
+    Computing a value needs no closed form, so ``w * t`` for a new number
+    ``t`` reuses the compiled forward pass. Exponents stay static (``x**3``
+    must remain an integer power, exact for negative ``x``).
+    """
+    scalars: list = []
+    out = []
+    for e in key:
+        if e[0] != "in" and e[0] != "pow" and any(r[0] == "s" for r in e[2]):
+            refs = []
+            for r in e[2]:
+                if r[0] == "s":
+                    refs.append(("d", len(scalars), r[1]))
+                    scalars.append(r[2])
+                else:
+                    refs.append(r)
+            e = (e[0], e[1], tuple(refs)) + e[3:]
+        out.append(e)
+    return tuple(out), scalars
+
+
 class _Forward:
-    """The compiled forward pass of one graph structure: the root's value from the input values."""
+    """The compiled forward pass of one graph structure: the root's value from the inputs and scalars."""
 
     def __init__(self, key: tuple):
         self.dtypes = [np.dtype(e[2] if e[0] == "in" else e[4]) for e in key]
-        self.x64 = needs_x64(key)
         self.key = key
 
-        def traced(*xs):
+        def traced(inputs, scalars):
             _cache.count("traces")
-            return replay(key, self.dtypes, xs)[-1]
+            return replay(key, self.dtypes, inputs, scalars)[-1]
 
         self.fn = jax.jit(traced)
 
@@ -205,12 +230,14 @@ def materialize(t: Tensor) -> jax.Array:
     when computed), leaves enter with the values they had when recorded.
     """
     _, key, inputs = graph_key(t, cut=True)
-    fwd = _FORWARDS.get_or_create(key, lambda: _Forward(key))
-    if fwd.x64:
+    x64 = needs_x64(key)
+    lifted, scalars = lift_scalars(key)
+    fwd = _FORWARDS.get_or_create((lifted, x64), lambda: _Forward(lifted))
+    if x64:
         with _x64():
-            value = fwd.fn(*inputs)
+            value = fwd.fn(inputs, scalars)
     else:
-        value = fwd.fn(*inputs)
+        value = fwd.fn(inputs, scalars)
     t._node.out = value
     t._v = value
     return value

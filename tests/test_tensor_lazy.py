@@ -274,3 +274,14 @@ def test_clear_caches_forgets_tensor_plans():
     (w * w).backward()
     assert sd.cache_stats()["symbolic"] > before  # derived again
     assert w.grad.item() == pytest.approx(3 * 2 * 1.5)
+
+
+def test_new_numbers_reuse_the_compiled_forward_pass():
+    w = tensor([-1.5, 2.0], requires_grad=True)
+    (sd.sin(w * 0.5) + 1).tolist()
+    before = _traces()
+    for t in (0.25, -3.0, 7.0):
+        y = sd.sin(w * t) + 1
+        np.testing.assert_allclose(y.tolist(), np.sin(np.array([-1.5, 2.0]) * t) + 1, rtol=1e-6)
+    assert _traces() == before
+    assert (w**3).tolist() == [-3.375, 8.0]  # exponents stay static: exact for negative bases
