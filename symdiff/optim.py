@@ -71,32 +71,42 @@ class Optimizer:
                 **self._hyperparameters(group))
             with self._mode(self._x64):
                 state = tx.init([p._value for p in group["params"]])
-            leaves, treedef = jax.tree_util.tree_flatten(state)
+            paths, treedef = jax.tree_util.tree_flatten_with_path(state)
+            # the learning rate's place in the flat state: it is an input of every step, never an output
+            lr_at = [i for i, (path, _) in enumerate(paths)
+                     if [getattr(k, "name", None) for k in path[:1]] == ["hyperparams"]
+                     and getattr(path[-1], "key", None) == "learning_rate"]
+            if len(lr_at) != 1 or len(paths[lr_at[0]][0]) != 2:
+                raise SymdiffError("internal: unexpected optax state layout")
+            lr_dtype = paths[lr_at[0]][1].dtype
             self._transforms.append(tx)
-            self._treedefs.append(treedef)
-            self._leaves.append(leaves)
-            self._lr.append((None, None))
-            self._updates.append(jax.jit(self._fused(tx, treedef)))
+            self._treedefs.append((treedef, lr_at[0], lr_dtype))
+            self._leaves.append([leaf for i, (_, leaf) in enumerate(paths) if i != lr_at[0]])
+            self._lr.append((group["lr"], paths[lr_at[0]][1]))
+            self._updates.append(jax.jit(self._fused(tx, treedef, lr_at[0], lr_dtype)))
 
     @staticmethod
     def _mode(x64: bool):
         return _x64() if x64 else contextlib.nullcontext()
 
     @staticmethod
-    def _fused(tx, treedef):
+    def _fused(tx, treedef, lr_at: int, lr_dtype):
         """One compiled update of every parameter of a group: flat optax state in, flat state out.
 
-        A ``None`` gradient (a parameter without ``.grad``) counts as zeros.
+        The learning rate is an argument (it may change between steps) and
+        not part of the flat state. A ``None`` gradient (a parameter without
+        ``.grad``) counts as zeros.
         """
-        def update(grads, leaves, params, hyper):
+        def update(grads, leaves, params, lr):
             _cache.count("traces")
-            state = jax.tree_util.tree_unflatten(treedef, leaves)
-            for name, value in hyper.items():
-                state.hyperparams[name] = jnp.asarray(value, dtype=jnp.asarray(state.hyperparams[name]).dtype)
+            lr = jnp.asarray(lr, dtype=lr_dtype)
+            state = jax.tree_util.tree_unflatten(treedef, leaves[:lr_at] + [lr] + leaves[lr_at:])
+            state.hyperparams["learning_rate"] = lr
             params = list(params)  # the structure the state was made for
             grads = [jnp.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
             updates, state = tx.update(grads, state, params)
-            return optax.apply_updates(params, updates), jax.tree_util.tree_leaves(state)
+            out = jax.tree_util.tree_leaves(state)
+            return optax.apply_updates(params, updates), out[:lr_at] + out[lr_at + 1:]
 
         return update
 
@@ -106,7 +116,12 @@ class Optimizer:
     @property
     def state(self) -> list:
         """The optax states, one per parameter group."""
-        return [jax.tree_util.tree_unflatten(t, leaves) for t, leaves in zip(self._treedefs, self._leaves)]
+        states = []
+        for (treedef, lr_at, lr_dtype), leaves, (_, lr) in zip(self._treedefs, self._leaves, self._lr):
+            with self._mode(self._x64):
+                lr = jnp.asarray(lr, dtype=lr_dtype)
+            states.append(jax.tree_util.tree_unflatten(treedef, leaves[:lr_at] + [lr] + leaves[lr_at:]))
+        return states
 
     def step(self, closure: Callable[[], Any] | None = None):
         """One update of every parameter with a gradient (parameters without one keep their value).
@@ -134,7 +149,7 @@ class Optimizer:
                 if x64 == self._x64:
                     self._lr[k] = (lr, lr_array)
             with self._mode(x64):
-                new, self._leaves[k] = self._updates[k](grads, self._leaves[k], values, {"learning_rate": lr_array})
+                new, self._leaves[k] = self._updates[k](grads, self._leaves[k], values, lr_array)
             for p, g, v in zip(params, grads, new):
                 if g is not None:
                     p._v = v  # optax.apply_updates keeps each parameter's dtype
