@@ -241,7 +241,7 @@ def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget
     _cache.count("symbolic")
     raw = differentiate(captured, wrt, order)
     keys = tuple(raw)
-    entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable)
+    entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable, hold_sums=order >= 3)
     args = sort_symbols(captured.free_symbols | set(wrt))
     names = [_entry_name(k, wrt, captured.vector) for k in keys]
     kernel = build_kernel(args, captured.outputs, entries, names, entry_outputs=[k[0] for k in keys])

@@ -36,7 +36,7 @@ from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from ._capture import Captured
 from ._deep import BudgetExceeded, call_deep
-from ._simplify import node_count
+from ._simplify import hold_saturating_sums, node_count
 
 __all__ = ["differentiate", "entry_keys", "diff"]
 
@@ -411,7 +411,10 @@ class _Normaliser:
 
 
 def _expand(expr: sympy.Expr) -> sympy.Expr:
-    return sympy.expand(expr, power_exp=False, power_base=False, log=False, multinomial=False)
+    """Distribute products over sums, except saturating sums like ``1 - tanh(x)**2`` (kept whole)."""
+    held, restore = hold_saturating_sums(expr)
+    expanded = sympy.expand(held, power_exp=False, power_base=False, log=False, multinomial=False)
+    return expanded.xreplace(restore)
 
 
 def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int) -> dict[EntryKey, sympy.Expr]:

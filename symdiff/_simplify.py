@@ -17,7 +17,8 @@ import sympy
 
 from ._deep import BudgetExceeded, call_deep
 
-__all__ = ["Pass", "DEFAULT_CHAIN", "DEFAULT_BUDGET", "MAX_NODES", "simplify_entries", "resolve_budget", "node_count"]
+__all__ = ["Pass", "DEFAULT_CHAIN", "DEFAULT_BUDGET", "MAX_NODES", "simplify_entries", "resolve_budget", "node_count",
+           "hold_saturating_sums"]
 
 DEFAULT_BUDGET = 1.0  # seconds per derive() when simplify=True
 MAX_NODES = 2_000  # larger expressions skip simplification: SymPy's passes are superlinear
@@ -40,6 +41,60 @@ DEFAULT_CHAIN: tuple[Pass, ...] = (
     Pass("cancel_powers", sympy.powsimp),
     Pass("simplify", _full_simplify),
 )
+
+
+def hold_saturating_sums(expr: sympy.Expr) -> tuple[sympy.Expr, dict]:
+    """``expr`` with sums like ``1 - tanh(x)**2`` replaced by placeholders, and the map that restores them.
+
+    Such sums (a constant plus powers of one function application) are what
+    the derivatives of tanh, sigmoid and tan are built from. They vanish where
+    the function saturates; expanded into a polynomial in ``tanh(x)``, every
+    term of a high derivative is a large number cancelling there (the 10th
+    derivative of ``tanh`` at 12 would lose four digits more than autodiff).
+    Held whole, each term keeps the small factor. Multiples share one
+    placeholder: ``2 - 2*tanh(x)**2`` is ``2 * (1 - tanh(x)**2)``.
+
+    >>> t = sympy.tanh(sympy.Symbol("x", real=True))
+    >>> held, restore = hold_saturating_sums((2 - 2*t**2) * (1 - t**2) * t)
+    >>> len(restore), held.xreplace(restore)
+    (1, 2*(1 - tanh(x)**2)**2*tanh(x))
+    """
+    kept, names = {}, {}  # sum -> c * placeholder; primitive sum -> placeholder
+    for a in expr.atoms(sympy.Add):
+        if _constant_plus_powers_of_one_function(a):
+            c, primitive = a.as_content_primitive()
+            if primitive.as_coeff_Add()[0] < 0:  # one sign for both: 1 - tanh(x)**2, not tanh(x)**2 - 1
+                c, primitive = -c, -primitive
+            kept[a] = c * names.setdefault(primitive, sympy.Dummy(real=True))
+    if not kept:
+        return expr, {}
+    return expr.xreplace(kept), {d: primitive for primitive, d in names.items()}
+
+
+def _constant_plus_powers_of_one_function(add: sympy.Add) -> bool:
+    """Whether ``add`` is ``c0 + c1*f**k1 + ...`` for one function application ``f``."""
+    function, constant = None, False
+    for term in add.args:
+        if term.is_Number:
+            constant = True
+            continue
+        _, base = term.as_coeff_Mul()
+        if base.is_Pow and base.exp.is_Integer:
+            base = base.base
+        if not isinstance(base, sympy.Function) or (function is not None and base != function):
+            return False
+        function = base
+    return constant and function is not None
+
+
+def _holding(run: Callable[[sympy.Expr], sympy.Expr]) -> Callable[[sympy.Expr], sympy.Expr]:
+    """A pass that sees saturating sums as opaque symbols (see :func:`hold_saturating_sums`)."""
+
+    def held_run(expr):
+        held, restore = hold_saturating_sums(expr)
+        return run(held).xreplace(restore) if restore else run(expr)
+
+    return held_run
 
 
 def resolve_budget(simplify) -> float:
@@ -100,17 +155,22 @@ def simplify_entries(
     budget: float,
     accept: Callable[[sympy.Expr], bool],
     chain: Iterable[Pass] = DEFAULT_CHAIN,
+    hold_sums: bool = False,
 ) -> list[sympy.Expr]:
     """Simplify each expression within ``budget`` seconds in total.
 
     ``accept`` rejects candidate forms later stages cannot use. An expression
     whose share of the budget runs out keeps the best form found so far.
+    ``hold_sums``: passes may not expand saturating sums (high-order
+    derivatives; see :func:`hold_saturating_sums`).
 
     >>> x = sympy.Symbol("x", real=True)
     >>> simplify_entries([sympy.sin(x)**2 + sympy.cos(x)**2], 1.0, lambda e: True)
     [1]
     """
     chain = tuple(chain)
+    if hold_sums:
+        chain = tuple(Pass(p.name, _holding(p.run)) for p in chain)
     out = list(exprs)
     if budget <= 0 or not chain:
         return out

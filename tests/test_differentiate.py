@@ -13,6 +13,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
 import sympy
@@ -219,12 +220,10 @@ def test_deep_chain_of_mixed_heads_matches_sympy():
 
 @pytest.mark.parametrize(
     "text, max_ops",
-    [("tanh(x)", 30), ("sin(x)*exp(-x**2/2)", 100), ("1/(1 + x**2)", 60)],
+    [("tanh(x)", 50), ("sin(x)*exp(-x**2/2)", 100), ("1/(1 + x**2)", 60)],
 )
 def test_high_order_derivatives_are_expanded_order_by_order(text, max_ops):
     """Without collecting terms at each order, the 10th derivative of tanh has thousands of nodes."""
-    import mpmath
-
     import symdiff as sd
 
     d = sd.derive(text, "x", order=10, dtype="float64")
@@ -235,3 +234,20 @@ def test_high_order_derivatives_are_expanded_order_by_order(text, max_ops):
     with mpmath.workdps(40):
         expected = [float(mpmath.diff(f, mpmath.mpf(v), 10)) for v in xs]
     np.testing.assert_allclose(np.asarray(d(np.asarray(xs))), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("text, mp, rtol", [
+    ("tanh(x)", lambda t: mpmath.tanh(t), 3e-6),
+    ("sigmoid(x)", lambda t: 1 / (1 + mpmath.exp(-t)), 1e-10),
+])
+def test_high_order_derivatives_stay_accurate_where_the_function_saturates(text, mp, rtol):
+    """Expanded into powers of tanh(x), d^10/dx^10 tanh(12) loses 4 digits more than autodiff; factors of
+    (1 - tanh(x)**2) keep every term small there (autodiff's own error at x=12 is about 3e-7)."""
+    import symdiff as sd
+
+    d = sd.derive(text, "x", order=10, dtype="float64")
+    xs = [0.5, 2.0, 5.0, 8.0, 12.0]
+    with mpmath.workdps(60):
+        expected = [float(mpmath.diff(mp, mpmath.mpf(v), 10)) for v in xs]
+    np.testing.assert_allclose(np.asarray(d(np.asarray(xs))), expected, rtol=rtol)
+    assert "(1 - " in str(d)  # the saturating factor is visible in the closed form
