@@ -25,6 +25,22 @@ PACK_MAX_SIZE = 4096  # elements per input: larger inputs are transferred as the
 _CAPTURED = _cache.LRUCache("captured text", 1024)
 
 
+_KINDS: dict[type, str] = {}  # input type -> "jax" | "jax-like" | "host"; jax.Array's isinstance is slow
+_HOST_TYPES: set[type] = set()  # the types of kind "host"
+
+
+def _kind(value) -> str:
+    """Whether an input is a JAX array, has ``__jax_array__``, or lives on the host (cached per type)."""
+    t = type(value)
+    kind = _KINDS.get(t)
+    if kind is None:
+        kind = _KINDS[t] = ("jax" if isinstance(value, jax.Array) else  # the same for every value of a type
+                            "jax-like" if hasattr(value, "__jax_array__") else "host")
+        if kind == "host":
+            _HOST_TYPES.add(t)
+    return kind
+
+
 def _capture_cached(expr: Any) -> Captured:
     """Text and SymPy expressions are captured once per distinct value; callables every time."""
     if isinstance(expr, str):
@@ -210,9 +226,10 @@ class Derivative:
         raw = self._bound(args, kwargs) if raw is None else raw
         arrays, shapes = [], set()
         for name, value in zip(names, raw):
-            if isinstance(value, jax.Array):
+            kind = _kind(value)
+            if kind == "jax":
                 pass
-            elif hasattr(value, "__jax_array__"):
+            elif kind == "jax-like":
                 value = value.__jax_array__()
             else:
                 try:
@@ -243,7 +260,7 @@ class Derivative:
         """
         if len(raw) < PACK_MIN or self._device is not None:
             return None
-        if any(isinstance(v, jax.Array) or hasattr(v, "__jax_array__") for v in raw):
+        if not _HOST_TYPES.issuperset(map(type, raw)) and any(_kind(v) != "host" for v in raw):
             return None
         try:
             packed = np.asarray(raw)
@@ -272,7 +289,7 @@ class Derivative:
         one input at a time would cost far more than the computation.
         """
         placed = [
-            (v if v.dtype == dtype else v.astype(dtype)) if isinstance(v, jax.Array) else np.asarray(v, dtype=dtype)
+            (v if v.dtype == dtype else v.astype(dtype)) if _kind(v) == "jax" else np.asarray(v, dtype=dtype)
             for v in values
         ]
         if self._device is not None:

@@ -124,6 +124,22 @@ def _chainable(e: sympy.Expr) -> bool:
     return not e.is_Number and e.is_commutative
 
 
+def _fold(root: sympy.Basic, memo: dict, combine) -> None:
+    """Set ``memo[node] = combine(node)`` for every non-atom node under ``root``, children first (iterative)."""
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        if node in memo:
+            stack.pop()
+            continue
+        pending = [a for a in node.args if not a.is_Atom and a not in memo]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        memo[node] = combine(node)
+
+
 class _Differentiator:
     """``d/ds`` of SymPy expressions, memoised per node (one instance per symbol ``s``)."""
 
@@ -145,48 +161,26 @@ class _Differentiator:
         of the whole expression per variable.
         """
         symbols = self.symbols
-        if root in symbols:
-            return
-        stack = [root]
-        while stack:
-            node = stack[-1]
-            if node in symbols:
-                stack.pop()
-                continue
-            pending = [a for a in node.args if not a.is_Atom and a not in symbols]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
+
+        def union(node):
             parts = [symbols[a] if not a.is_Atom else (frozenset((a,)) if a.is_Symbol else _NONE)
                      for a in node.args]
             parts = [p for p in parts if p]
             if not parts:
-                symbols[node] = _NONE
-            elif all(p is parts[0] or p == parts[0] for p in parts[1:]):
-                symbols[node] = parts[0]  # share one set along chains of one variable
-            else:
-                symbols[node] = frozenset().union(*parts)
+                return _NONE
+            if all(p is parts[0] or p == parts[0] for p in parts[1:]):
+                return parts[0]  # share one set along chains of one variable
+            return frozenset().union(*parts)
+
+        _fold(root, symbols, union)
 
     def _is_plain(self, root: sympy.Basic) -> bool:
         """No pi, I, infinities or NaN anywhere in ``root`` (memoised, iterative)."""
         if root.is_Atom:
             return _plain_atom(root)
         plain = self.plain
-        stack = [root]
-        while stack:
-            node = stack[-1]
-            if node in plain:
-                stack.pop()
-                continue
-            pending = [a for a in node.args if not a.is_Atom and a not in plain]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            plain[node] = isinstance(node, sympy.Expr) and all(
-                _plain_atom(a) if a.is_Atom else plain[a] for a in node.args
-            )
+        _fold(root, plain, lambda node: isinstance(node, sympy.Expr) and all(
+            _plain_atom(a) if a.is_Atom else plain[a] for a in node.args))
         return plain[root]
 
     def _fdiff(self, node: sympy.Basic, i: int) -> sympy.Expr:
