@@ -59,7 +59,8 @@ def targets_table(sections: dict) -> list[str]:
     if s is not None:
         k = s.summary["kmax"]
         for text, r in s.summary["at_kmax"].items():
-            rows.append((f"k={k} `{text}`: run >= 10x faster than nested grad", f"{r['grad'] / r['sd']:.1f}x",
+            rows.append((f"k={k} `{text}`: run >= 10x faster than nested grad",
+                         f"{r['grad'] / r['sd']:.1f}x (floor: at most {r['grad'] / r['floor']:.1f}x possible)",
                          r["grad"] / r["sd"] >= 10))
             if r["jet"]:
                 rows.append((f"k={k} `{text}`: run >= 3x faster than jet",

@@ -121,7 +121,8 @@ def run(quick: bool = False, n: int | None = None, orders=None, functions=None, 
         jet_speed = (f"{r['jet'] / r['sd']:.1f}x faster than jet (target >= 3x; the transcendental floor allows at "
                      f"most {r['jet'] / r['floor']:.1f}x)") if r["jet"] else "n/a (jet missing)"
         sec.notes.append(
-            f"`{text}`, k = {kmax}: symdiff run {r['grad'] / r['sd']:.1f}x faster than nested grad (target >= 10x), "
+            f"`{text}`, k = {kmax}: symdiff run {r['grad'] / r['sd']:.1f}x faster than nested grad (target >= 10x; "
+            f"the floor allows at most {r['grad'] / r['floor']:.1f}x), "
             f"{jet_speed}; trace+compile {r['gradc'] / r['sdc']:.1f}x faster than "
             f"nested grad (target >= 20x); symbolic stage {fmt_s(r['sym'])} (target < 1 s).")
     sec.summary["at_kmax"] = at10
