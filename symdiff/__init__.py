@@ -23,6 +23,10 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from . import optim as optim  # noqa: E402
+from ._fit import FitError as FitError  # noqa: E402
+from ._fit import FitResult as FitResult  # noqa: E402
+from ._fit import FitWarning as FitWarning  # noqa: E402
+from ._fit import fit as fit  # noqa: E402
 from ._math import *  # noqa: E402,F403 - sd.sin, sd.exp, ... (explicit list in _math.__all__)
 from ._serialize import load as load  # noqa: E402
 from ._tensor import AutogradError as AutogradError  # noqa: E402
@@ -65,7 +69,3 @@ from ._tensor import tensor as tensor  # noqa: E402
 from ._tensor import where as where  # noqa: E402
 from ._tensor import zeros as zeros  # noqa: E402
 from ._tensor import zeros_like as zeros_like  # noqa: E402
-from ._fit import FitError as FitError  # noqa: E402
-from ._fit import FitResult as FitResult  # noqa: E402
-from ._fit import FitWarning as FitWarning  # noqa: E402
-from ._fit import fit as fit  # noqa: E402

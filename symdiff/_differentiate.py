@@ -376,10 +376,11 @@ class _Normaliser:
 
     Differentiating a product k times without collecting terms multiplies the
     terms at every order: the 10th derivative of ``tanh(x)`` has thousands of
-    nodes, yet expanded it is a polynomial of degree 11 in ``tanh(x)``.
+    nodes, yet expanded it has five terms in ``tanh(x)`` and ``1 - tanh(x)**2``.
     Expanding each intermediate order (products of sums distributed; powers,
-    exponentials and logs of sums left alone) keeps every order as small as its
-    expanded form. A form that expands to more than about twice its size, or
+    exponentials and logs of sums left alone, and saturating sums such as
+    ``1 - tanh(x)**2`` held whole for accuracy) keeps every order as small as
+    its expanded form. A form that expands to more than about twice its size, or
     that does not expand within its share of the budget, stays as it is.
     """
 

@@ -27,7 +27,8 @@ import sympy
 from ._errors import LoweringError
 from ._functions import cbrt, relu, sigmoid, softplus
 
-__all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function", "repeats_shared_work"]
+__all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function",
+           "repeats_shared_work"]
 
 
 @jax.custom_jvp

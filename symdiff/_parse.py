@@ -19,11 +19,10 @@ becomes a :class:`ParseError` at the operator's position.
 from __future__ import annotations
 
 import keyword
-import math
 import re
 import threading
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import sympy
 
