@@ -28,8 +28,8 @@ def stats() -> dict[str, int]:
     """A snapshot of the counters: ``symbolic`` (SymPy pipeline runs), ``traces`` (JAX traces), ``parses``.
 
     >>> import symdiff as sd
-    >>> sorted(sd.cache_stats())[:2]
-    ['parses', 'symbolic']
+    >>> {"parses", "symbolic", "traces"} <= set(sd.cache_stats())
+    True
     """
     with _counters_lock:
         return dict(_counters)

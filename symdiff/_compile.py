@@ -107,7 +107,7 @@ class Program:
     def _compiler_options(self) -> dict | None:
         """XLA options for this program's entry points: no loop fusion where it would repeat shared work.
 
-        XLA's CPU fusion gives every output its own loop and copies every shared
+        (CPU only.) XLA's CPU fusion gives every output its own loop and copies every shared
         subexpression into each of them. For the 40 gradient entries of a
         20-link pendulum, which share the same sines and cosines, that is 40
         copies of every sine and 5 times the operations; computing each
@@ -115,7 +115,8 @@ class Program:
         """
         if "_options" not in self._jitted:
             roots = [e for e in self.entries if not e.is_number] + list(self.captured.outputs)
-            repeated = call_deep(repeats_shared_work, roots, FUSION_REPEAT_LIMIT, FUSION_MIN_OPS)
+            repeated = jax.default_backend() == "cpu" and call_deep(  # GPUs fuse outputs together instead
+                repeats_shared_work, roots, FUSION_REPEAT_LIMIT, FUSION_MIN_OPS)
             self._jitted["_options"] = {"xla_disable_hlo_passes": "fusion"} if repeated else None
         return self._jitted["_options"]
 

@@ -14,8 +14,10 @@ import time
 from typing import Callable, Iterable, NamedTuple
 
 import sympy
+from sympy.core.parameters import distribute
 
 from ._deep import BudgetExceeded, call_deep
+from ._templates import template
 
 __all__ = ["Pass", "DEFAULT_CHAIN", "DEFAULT_BUDGET", "MAX_NODES", "simplify_entries", "resolve_budget", "node_count",
            "hold_saturating_sums"]
@@ -176,17 +178,24 @@ def simplify_entries(
         return out
     deadline = time.monotonic() + budget
     todo = [i for i, e in enumerate(exprs) if not e.is_Atom and node_count(e, MAX_NODES) <= MAX_NODES]
-    for n, i in enumerate(todo):
+    # Entries equal up to renaming (a Hessian's repeated shapes) are simplified once, as their template.
+    rank = {s: r for r, s in enumerate(sorted(set().union(*(exprs[i].free_symbols for i in todo)), key=str))}
+    groups: dict[sympy.Expr, list] = {}
+    for i in todo:
+        shape, symbols, slots = template(exprs[i], rank)
+        groups.setdefault(shape, []).append((i, dict(zip(slots, symbols))))
+    for n, (shape, members) in enumerate(groups.items()):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        share = max(remaining / (len(todo) - n), min(_MIN_SHARE, remaining))
-        best = [exprs[i]]
+        share = max(remaining / (len(groups) - n), min(_MIN_SHARE, remaining))
+        best = [shape]
         try:
-            call_deep(_run_chain, exprs[i], chain, accept, best, timeout=share)
-        except BudgetExceeded:
+            call_deep(_run_chain, shape, chain, accept, best, timeout=share)
+        except (BudgetExceeded, RecursionError):
             pass
-        except RecursionError:
-            pass
-        out[i] = best[0]
+        if best[0] is not shape:
+            with distribute(False):  # keep 2*(b + w*x) as simplified: no re-distribution of the 2
+                for i, fill in members:
+                    out[i] = best[0].xreplace(fill)
     return out

@@ -5,7 +5,8 @@ a handful of shapes: every interior diagonal entry of the Rosenbrock Hessian is
 ``1200*x_i**2 - 400*x_(i+1) + 202``, every off-diagonal one ``-400*x_i``.
 Lowering each entry on its own gives XLA a graph of O(n**2) tiny operations
 (slow to compile, slow to run on scalars). Here entries are grouped by
-*template* (the entry with its symbols renamed to slots in argument order);
+*template* (:mod:`symdiff._templates`: the entry with its symbols renamed to
+slots in argument order);
 each template is lowered once and evaluated on gathered vectors of its slots'
 values, so the graph has one small piece per template, whatever ``n`` is.
 
@@ -23,6 +24,7 @@ import numpy as np
 import sympy
 
 from ._lower import Kernel, build_kernel
+from ._templates import template
 
 __all__ = ["VectorPlan", "plan_vectorized"]
 
@@ -62,13 +64,6 @@ class VectorPlan:
         return jnp.concatenate(pieces, axis=-1)
 
 
-def _template(expr: sympy.Expr, position: dict[sympy.Symbol, int]):
-    """``expr`` with its symbols renamed ``slot0, slot1, ...`` in argument order, and their positions."""
-    symbols = sorted(expr.free_symbols, key=position.__getitem__)
-    slots = {s: sympy.Symbol(f"slot{j}", **s.assumptions0) for j, s in enumerate(symbols)}
-    return expr.xreplace(slots), tuple(position[s] for s in symbols), tuple(slots.values())
-
-
 def plan_vectorized(args: Sequence[sympy.Symbol], exprs: Sequence[sympy.Expr]) -> VectorPlan | None:
     """A :class:`VectorPlan` for the distinct entries ``exprs`` of a function of ``args``, or ``None``.
 
@@ -87,15 +82,15 @@ def plan_vectorized(args: Sequence[sympy.Symbol], exprs: Sequence[sympy.Expr]) -
     position = {s: i for i, s in enumerate(args)}
     templates: dict[sympy.Expr, tuple[tuple, list[int], list[tuple[int, ...]]]] = {}
     for i in variable:
-        template, where, slots = _template(exprs[i], position)
-        group = templates.setdefault(template, (slots, [], []))
+        shape, symbols, slots = template(exprs[i], position)
+        group = templates.setdefault(shape, (slots, [], []))
         group[1].append(i)
-        group[2].append(where)
+        group[2].append(tuple(position[s] for s in symbols))
     if len(templates) > MAX_GROUP_SHARE * len(variable):
         return None
     groups, placed = [], []
-    for template, (slots, members, where) in templates.items():
-        kernel = build_kernel(slots, (), [template], ["entry"], function_name="template")
+    for shape, (slots, members, where) in templates.items():
+        kernel = build_kernel(slots, (), [shape], ["entry"], function_name="template")
         groups.append(_Group(kernel, np.asarray(where, dtype=np.int32).T.copy()))
         placed += members
     constant = [i for i, e in enumerate(exprs) if e.is_number]
