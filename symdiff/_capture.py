@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import sympy
@@ -23,10 +23,14 @@ class Captured:
     Attributes:
         outputs: the captured expressions, one per output.
         vector: whether the user gave several expressions (Jacobian semantics).
+        references: for expressions read from JAX code, one callable per output
+            (``None`` for others) computing it with the user's own function: what
+            ``d.check`` differentiates (see ``_capture_jax.JaxReference``).
     """
 
     outputs: tuple[sympy.Expr, ...]
     vector: bool
+    references: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def expr(self) -> sympy.Expr | sympy.Matrix:
@@ -119,20 +123,39 @@ def _capture_callable(fn, where: str) -> list:
             raise CaptureError(f"{where}: *args/**kwargs cannot name symbols; give each input its own parameter")
         names.append(p.name)
     symbols = [real_symbol(n) for n in names]
+    # The rule (docs/jax_input.md): a callable is first called with SymPy symbols; if that
+    # raises, or it returns JAX arrays, it is read from its jaxpr instead (JAX code).
     try:
         result = fn(*symbols)
     except SymdiffError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as capture failure
-        raise CaptureError(
-            f"{where} could not be traced with SymPy symbols {names}: {type(exc).__name__}: {exc}. "
-            "Use symdiff's math functions (sd.sin, sd.exp, ...) or SymPy's inside it, not math or numpy."
-        ) from exc
+        from ._capture_jax import capture_jax
+
+        return capture_jax(fn, names, symbols, where, symbolic_error=exc)
+    if _returns_jax(result):
+        from ._capture_jax import capture_jax
+
+        return capture_jax(fn, names, symbols, where)
     if isinstance(result, (list, tuple)):
         return [_from_python(r, f"{where}[{i}]") for i, r in enumerate(result)]
     if isinstance(result, sympy.MatrixBase):
         return [_realify(r, where) for r in result]
     return _from_python(result, where)
+
+
+def _returns_jax(result: Any) -> bool:
+    if isinstance(result, (sympy.Basic, int, float, str)):
+        return False
+    from ._capture_jax import is_jax_value
+
+    return is_jax_value(result)
+
+
+def _unwrap(got):
+    """(expression or list, references) of what ``_capture_one`` returned."""
+    references = getattr(got, "references", None)
+    return (got.outputs, references) if references is not None else (got, ())
 
 
 def _parse_and_hash(text: str) -> sympy.Expr:
@@ -176,16 +199,18 @@ def capture(expr: Any) -> Captured:
         if not expr:
             raise CaptureError("an empty list of expressions has no derivative")
         outputs: list = []
+        references: list = []
         for i, item in enumerate(expr):
-            got = _capture_one(item, f"expression [{i}]")
+            got, refs = _unwrap(_capture_one(item, f"expression [{i}]"))
             if isinstance(got, list):
                 raise CaptureError(f"expression [{i}] is itself vector-valued; give a flat list of expressions")
             outputs.append(got)
-        return Captured(tuple(outputs), True)
-    got = _capture_one(expr, "expression")
+            references.append(refs[0] if refs else None)
+        return Captured(tuple(outputs), True, tuple(references) if any(references) else ())
+    got, refs = _unwrap(_capture_one(expr, "expression"))
     if isinstance(got, list):
-        return Captured(tuple(got), True)
-    return Captured((got,), False)
+        return Captured(tuple(got), True, refs)
+    return Captured((got,), False, refs)
 
 
 def resolve_wrt(wrt: Any, captured: Captured) -> tuple[tuple[sympy.Symbol, ...], bool]:

@@ -1,7 +1,8 @@
 """Cross-checks of a compiled derivative against JAX autodiff and finite differences.
 
 The reference is independent of SymPy's differentiation: the *original*
-expression is lowered to JAX and differentiated by ``jax.jacfwd`` (nested for
+expression is lowered to JAX (for JAX code as input: the user's own function)
+and differentiated by ``jax.jacfwd`` (nested for
 higher orders) in float64. Central finite differences of one order lower, also
 in float64, check both. Points where the one-sided differences disagree are
 kinks (abs, relu, min/max at a tie); finite differences are skipped there and
@@ -72,9 +73,26 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _reference_functions(program, points_shape):
-    """(D_k, D_{k-1}) as functions of (wrt vector, other scalars) -> arrays, vmapped over points."""
+def _with_references(kernel, references, names):
+    """The lowered original, with each output read from JAX code replaced by the user's own function."""
+
+    def original(*xs):
+        by_name = dict(zip(names, xs))
+        lowered = kernel(*xs)[0] if None in references else [None] * len(references)
+        return ([low if ref is None else ref(by_name) for low, ref in zip(lowered, references)],)
+
+    return original
+
+
+def _reference_functions(program, points_shape, references=()):
+    """(D_k, D_{k-1}) as functions of (wrt vector, other scalars) -> arrays, vmapped over points.
+
+    ``references``: for expressions captured from JAX code, the user's own function per
+    output, so a capture mistake shows up as a disagreement instead of hiding.
+    """
     kernel = program.value_kernel.fn
+    if references:
+        kernel = _with_references(kernel, references, program.arg_names)
     positions = program.wrt_positions
     n_args = len(program.args)
 
@@ -131,7 +149,7 @@ def cross_check(d, args, kwargs, rtol=None, atol=None) -> CheckReport:
         positions = program.wrt_positions
         v = np.stack([flat[p] for p in positions], axis=-1)
         others = tuple(flat[a] for a in range(len(arrays)) if a not in positions)
-        d_k, d_lower, value = _reference_functions(program, shape)
+        d_k, d_lower, value = _reference_functions(program, shape, getattr(d, "_references", ()))
         ref = np.asarray(d_k(v, others))
         # Outside an output's real domain (its value is NaN) the derivative must be NaN
         # too; autodiff rules may return a finite number there, which is not compared.

@@ -86,7 +86,9 @@ def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=
     wrt_symbols, single = resolve_wrt(wrt, captured)
     budget = resolve_budget(simplify)
     program = get_program(captured, wrt_symbols, order, budget)
-    return Derivative(program, single, resolve_float_dtype(dtype), resolve_device(device))
+    derivative = Derivative(program, single, resolve_float_dtype(dtype), resolve_device(device))
+    derivative._references = captured.references  # JAX code as input: d.check differentiates the user's own function
+    return derivative
 
 
 def _superscript(k: int) -> str:
