@@ -1,4 +1,4 @@
-"""``backward`` and ``derive`` for tensors: recorded graphs -> closed forms -> one compiled call.
+"""``backward`` for tensors: recorded graphs -> closed forms -> one compiled call.
 
 A recorded computation is a DAG whose nodes are *elementwise* operations
 (``+ - * / **``, ``sd.sin``, ...) or *structural* ones (``sum``/``mean``,
@@ -15,42 +15,33 @@ inputs are described by shape, dtype and ``requires_grad``, Python scalars by
 value. The :class:`Plan` built for a key (SymPy work, then ``jax.jit``) is
 cached, so a training loop that rebuilds the same computation each iteration
 runs one compiled call per ``backward`` from its second iteration on.
+
+This module works on the recorded :class:`~symdiff._tensor_node.Node` graph
+and on JAX values only; the tensor class (:mod:`symdiff._tensor_class`) calls
+it, and :mod:`symdiff._tensor_derivative` prints the closed forms.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import re
-import threading
 from typing import Any
 
 import jax
-import jax.extend.core as _jcore
 import jax.numpy as jnp
 import numpy as np
 import sympy
-from jax.extend.core.primitives import jit_p as _JIT_P
 
 from . import _cache
 from ._compile import sum_to_shape
 from ._derive import Derivative, derive
-from ._errors import CaptureError, InputError, ShapeError, SymdiffError
+from ._errors import ShapeError, SymdiffError
 from ._functions import FUNCTIONS
-from ._lower import FUNCTION_TABLE, register_jax_function
-from ._tensor import (
-    AutogradError,
-    Tensor,
-    _dtype_by_name,
-    _numel,
-    _shape_of,
-    _x64,
-    apply_elementwise,
-    forward_structural,
-    rebuild_index,
-)
+from ._tensor_dtypes import dtype_by_name, x64_mode
+from ._tensor_ops import apply_elementwise, forward_structural, rebuild_index
+from ._tensor_sums import merged_sums
 
-__all__ = ["Plan", "run_backward", "derive_tensor", "TensorDerivative", "graph_key"]
+__all__ = ["Plan", "get_plan", "graph_key", "materialize", "backward_call", "cotangent", "merged_sums",
+           "is_elementwise", "sympy_number", "sympy_elementwise"]
 
 PLAN_CACHE_SIZE = 256
 class _PlanCache(_cache.LRUCache):
@@ -73,14 +64,15 @@ _SEGMENTS = _cache.LRUCache("tensor segment derivatives", PLAN_CACHE_SIZE)
 _ELEMENTWISE_OPS = {"add", "sub", "mul", "div", "pow", "neg", "clamp"}
 
 
-def _is_elementwise(op: str) -> bool:
+def is_elementwise(op: str) -> bool:
+    """Whether a recorded op is elementwise (part of a SymPy segment) rather than structural."""
     return op in _ELEMENTWISE_OPS or op.startswith("fn:")
 
 
 # ---------------------------------------------------------------- the structure of a graph
 
 
-def graph_key(root: Tensor, cut: bool = False) -> tuple[list, tuple, list]:
+def graph_key(root, cut: bool = False) -> tuple[list, tuple, list]:
     """The graph's inputs and its structural key (no values, no identities).
 
     Returns ``(tensors, key, inputs)``. ``key`` lists the graph's inputs and
@@ -176,7 +168,7 @@ def replay(key: tuple, dtypes: list, inputs, scalars=()) -> list:
             vals[i] = next(it)
             continue
         args = [vals[r[1]] if r[0] == "t" else (r[2] if r[0] == "s" else scalars[r[1]]) for r in e[2]]
-        if _is_elementwise(e[0]):
+        if is_elementwise(e[0]):
             vals[i] = apply_elementwise(e[0], e[1], args, dtypes[i])
         else:
             vals[i] = forward_structural(e[0], e[1], args)
@@ -223,7 +215,7 @@ class _Forward:
 _FORWARDS = _cache.LRUCache("tensor forward passes", PLAN_CACHE_SIZE)
 
 
-def materialize(t: Tensor) -> jax.Array:
+def materialize(t) -> jax.Array:
     """The value of a pending recorded result: one compiled call for its pending sub-computation.
 
     Results already computed are inputs of that call (their values are fixed
@@ -234,7 +226,7 @@ def materialize(t: Tensor) -> jax.Array:
     lifted, scalars = lift_scalars(key)
     fwd = _FORWARDS.get_or_create((lifted, x64), lambda: _Forward(lifted))
     if x64:
-        with _x64():
+        with x64_mode():
             value = fwd.fn(inputs, scalars)
     else:
         value = fwd.fn(inputs, scalars)
@@ -310,7 +302,7 @@ def vjp_structural(op: str, params, ct, vals: list, shapes: list, dtypes: list) 
         idx = rebuild_index(params[0], vals[1:])
         return [jnp.zeros(shapes[0], ct.dtype).at[idx].add(ct)] + [None] * (len(vals) - 1)
     if op == "matmul":
-        dt = _dtype_by_name(params[0]).numpy_dtype
+        dt = dtype_by_name(params[0]).numpy_dtype
         _, pullback = jax.vjp(jnp.matmul, vals[0].astype(dt), vals[1].astype(dt))
         return list(pullback(ct.astype(dt)))
     if op == "cast":
@@ -336,7 +328,7 @@ def _derive_segments(key: tuple, simplify) -> tuple[dict, dict]:
     exprs: list[Any] = [None] * n
     uses: list[frozenset] = [frozenset()] * n
     for i, e in enumerate(key):
-        if e[0] == "in" or not _is_elementwise(e[0]):
+        if e[0] == "in" or not is_elementwise(e[0]):
             exprs[i] = sympy.Symbol(f"t{i}", real=True)
             uses[i] = frozenset((i,))
         if e[0] == "in":
@@ -344,7 +336,7 @@ def _derive_segments(key: tuple, simplify) -> tuple[dict, dict]:
         for r in e[2]:
             if r[0] == "t":
                 consumers[r[1]].append(i)
-        if _is_elementwise(e[0]):
+        if is_elementwise(e[0]):
             args = [exprs[r[1]] if r[0] == "t" else sympy_number(r[2]) for r in e[2]]
             exprs[i] = sympy_elementwise(e[0], e[1], args)
             uses[i] = frozenset().union(*(uses[r[1]] for r in e[2] if r[0] == "t"))
@@ -352,9 +344,9 @@ def _derive_segments(key: tuple, simplify) -> tuple[dict, dict]:
     segments: dict[int, tuple] = {}
     derivatives: dict[int, Derivative] = {}
     for i, e in enumerate(key):
-        if e[0] == "in" or not _is_elementwise(e[0]):
+        if e[0] == "in" or not is_elementwise(e[0]):
             continue
-        if i != n - 1 and all(_is_elementwise(key[c][0]) for c in consumers[i]):
+        if i != n - 1 and all(is_elementwise(key[c][0]) for c in consumers[i]):
             continue  # written inline into the segments that use it
         wrt = sorted(j for j in uses[i] if needs_grad[j])
         d = derive(g * exprs[i], wrt=[exprs[j] for j in wrt], simplify=simplify)
@@ -362,116 +354,6 @@ def _derive_segments(key: tuple, simplify) -> tuple[dict, dict]:
         segments[i] = (d.function, feeds, wrt)
         derivatives[i] = d
     return segments, derivatives
-
-
-class _Sum:
-    """A ``reduce_sum`` whose computation waits, to be merged with others of the same shape (see merged_sums)."""
-
-    __slots__ = ("x", "params", "value")
-
-    def __init__(self, x, params):
-        self.x, self.params, self.value = x, params, None
-
-
-MERGE_MAX_SIZE = 1 << 16  # larger arrays: separate reductions (a stacked copy would cost more than it saves)
-
-
-def merged_sums(fn):
-    """``fn`` traced, then replayed with its independent same-shaped ``reduce_sum``s merged into one.
-
-    A loss and its gradients are typically several sums over the same batch
-    axis (the loss itself, and every gradient of a broadcast parameter). XLA
-    on CPU runs each reduction as its own kernels, which for small batches
-    costs more than the arithmetic; stacking the summands and reducing once
-    gives the same sums with one reduction. Use inside ``jax.jit``.
-    """
-
-    def merged(*args):
-        flat, in_tree = jax.tree_util.tree_flatten(args)
-        closed, shapes = jax.make_jaxpr(lambda *xs: fn(*jax.tree_util.tree_unflatten(in_tree, xs)),
-                                        return_shape=True)(*flat)
-        pending: list = []
-        outs = _replay_merging(closed.jaxpr, closed.consts, flat, pending)
-        outs = [_resolve(o, pending) for o in outs]
-        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), outs)
-
-    return merged
-
-
-def _flush(pending: list) -> None:
-    groups: dict = {}
-    for p in pending:
-        groups.setdefault((p.x.shape, p.x.dtype, p.params["axes"]), []).append(p)
-    pending.clear()
-    for (shape, _, axes), members in groups.items():
-        if len(members) == 1 or _numel(shape) > MERGE_MAX_SIZE:
-            for p in members:
-                p.value = jax.lax.reduce_sum_p.bind(p.x, **p.params)
-            continue
-        params = dict(members[0].params, axes=tuple(a + 1 for a in axes))
-        sums = jax.lax.reduce_sum_p.bind(jnp.stack([p.x for p in members]), **params)
-        for k, p in enumerate(members):
-            p.value = sums[k]
-
-
-def _resolve(value, pending: list):
-    if isinstance(value, _Sum):
-        if value.value is None:
-            _flush(pending)
-        return value.value
-    return value
-
-
-def _replay_merging(jaxpr, consts, args, pending: list) -> list:
-    """Evaluate ``jaxpr`` like ``jax.core.eval_jaxpr``, deferring ``reduce_sum``s and what uses them.
-
-    Equations are taken in order; one that needs a sum not yet computed waits
-    (with everything that needs its results). When only waiting equations are
-    left, every deferred sum is computed, merged by shape (``_flush``), and the
-    waiting equations are taken again, in order.
-    """
-    env: dict = {}
-
-    def read(v):
-        return v.val if isinstance(v, _jcore.Literal) else env[v]
-
-    for v, c in zip(jaxpr.constvars, consts):
-        env[v] = c
-    for v, a in zip(jaxpr.invars, args):
-        env[v] = a
-    queue = list(jaxpr.eqns)
-    while queue:
-        waiting = []
-        blocked: set = set()
-        for eqn in queue:
-            invals = None
-            if not any(isinstance(v, _jcore.Var) and v in blocked for v in eqn.invars):
-                invals = [read(v) for v in eqn.invars]
-            if invals is None or any(isinstance(x, _Sum) and x.value is None for x in invals):
-                waiting.append(eqn)
-                blocked.update(eqn.outvars)
-                continue
-            invals = [x.value if isinstance(x, _Sum) else x for x in invals]
-            prim = eqn.primitive
-            if prim is jax.lax.reduce_sum_p and set(eqn.params) <= {"axes", "out_sharding"} and (
-                    eqn.params.get("out_sharding") is None):
-                env[eqn.outvars[0]] = sm = _Sum(invals[0], eqn.params)
-                pending.append(sm)
-                continue
-            if prim is _JIT_P:
-                inner = eqn.params["jaxpr"]
-                outs = _replay_merging(inner.jaxpr, inner.consts, invals, pending)
-            else:
-                with eqn.ctx.manager:
-                    outs = prim.bind(*invals, **prim.get_bind_params(eqn.params))
-                if not prim.multiple_results:
-                    outs = [outs]
-            for v, o in zip(eqn.outvars, outs):
-                env[v] = o
-        if waiting:
-            _flush(pending)
-        queue = waiting
-    return [read(v) for v in jaxpr.outvars]
 
 
 class Plan:
@@ -530,7 +412,7 @@ class Plan:
                 grads = fn(*[c if f == "g" else vals[f] for f in feeds])
                 for j, gj in zip(wrt, grads):
                     add(j, gj)
-            elif not _is_elementwise(e[0]):
+            elif not is_elementwise(e[0]):
                 refs = [r[1] for r in e[2] if r[0] == "t"]
                 contributions = vjp_structural(
                     e[0], e[1], c, [vals[r] for r in refs], [self.shapes[r] for r in refs],
@@ -554,7 +436,7 @@ class Plan:
     def zeros(self) -> tuple:
         """Zero gradients (the ``olds`` of a call that accumulates into nothing); cached, never mutated."""
         if self._zeros is None:
-            with _x64():
+            with x64_mode():
                 self._zeros = tuple(jnp.zeros(self.shapes[i], self.dtypes[i]) for i in self.grad_positions)
         return self._zeros
 
@@ -563,14 +445,13 @@ class Plan:
         if olds is None:
             olds = self.zeros()
         if self.x64:
-            with _x64():
+            with x64_mode():
                 return self.run(ct, inputs, olds)
         return self.run(ct, inputs, olds)
 
     def fn(self, ct, *inputs) -> tuple:
         """The gradients of the inputs that require grad (in ``grad_positions`` order)."""
         return self.call(ct, list(inputs))[1]
-
 
 
 def get_plan(key: tuple, simplify=True) -> Plan:
@@ -581,15 +462,10 @@ def get_plan(key: tuple, simplify=True) -> Plan:
         raise SymdiffError(f"internal: graph structure is not hashable: {exc}") from exc
 
 
-def _cotangent(y: Tensor, gradient) -> jax.Array | None:
-    """The output cotangent: ``None`` (ones, made inside the compiled call) or ``gradient`` broadcast to y."""
-    shape = y.shape
-    if gradient is None:
-        if _numel(shape) != 1:
-            raise AutogradError("grad can be implicitly created only for scalar outputs")
-        return None
-    with _x64():
-        value = gradient._value if isinstance(gradient, Tensor) else jnp.asarray(gradient)
+def cotangent(shape: tuple, np_dtype, value) -> jax.Array:
+    """A ``gradient=`` value broadcast to the output's shape and dtype; PyTorch's error if it does not fit."""
+    with x64_mode():
+        value = jnp.asarray(value)
         try:
             ok = np.broadcast_shapes(value.shape, shape) == shape
         except ValueError:
@@ -597,31 +473,23 @@ def _cotangent(y: Tensor, gradient) -> jax.Array | None:
         if not ok:
             raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {list(value.shape)} and output[0] "
                              f"has a shape of {list(shape)}.")
-        return jnp.broadcast_to(value, shape).astype(y.dtype.numpy_dtype)
+        return jnp.broadcast_to(value, shape).astype(np_dtype)
 
 
-def run_backward(y: Tensor, gradient=None, inputs=None) -> None:
-    """``y.backward(gradient)``: accumulate into ``.grad`` of every leaf that requires grad.
+def backward_call(y, ct, only: set | None = None) -> tuple[list, tuple, list | None]:
+    """One compiled call for ``y.backward``: y's value (if pending), the gradients, their sums with ``.grad``.
 
-    One compiled call computes y (if still pending), the gradients, and their
-    sums with the existing ``.grad`` values.
+    ``ct`` is the output cotangent (``None`` for ones); ``only`` the ids of the
+    leaves to accumulate into (``None``: all). Returns ``(leaves, grads, fused)``:
+    the leaves that require grad, their new gradients, and per leaf whether
+    that gradient already includes the leaf's old ``.grad`` (``fused`` is
+    ``None`` when no leaf had one). The caller stores them into ``.grad``.
     """
-    if not y._requires_grad:
-        raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
-    if gradient is None:
-        if _numel(_shape_of(y)) != 1:
-            raise AutogradError("grad can be implicitly created only for scalar outputs")
-        ct = None
-    else:
-        ct = _cotangent(y, gradient)
     tensors, key, values = graph_key(y)
     plan = get_plan(key)
     leaves = [tensors[i] for i in plan.grad_positions]
     olds = plan.zeros()
-    fused = None  # per leaf: whether the call's result already includes the leaf's old .grad
-    only = None
-    if inputs is not None:
-        only = {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
+    fused = None
     if only is not None or any(leaf.grad is not None for leaf in leaves):
         olds, fused = list(olds), []
         seen = set()
@@ -638,354 +506,4 @@ def run_backward(y: Tensor, gradient=None, inputs=None) -> None:
     if y._v is None:
         y._node.out = value
         y._v = value
-    for k, leaf in enumerate(leaves):
-        if only is not None and id(leaf) not in only:
-            continue
-        g = grads[k]
-        if fused is not None and fused[k]:
-            leaf.grad._v = g
-        elif leaf.grad is None:
-            leaf.grad = Tensor._wrap(g)
-        else:
-            with _x64():
-                leaf.grad._value = leaf.grad._value + g.astype(leaf.grad.dtype.numpy_dtype)
-
-
-# ---------------------------------------------------------------- printing: y.derive()
-
-
-class _Structural(sympy.Function):
-    """A structural op in a printed closed form: linear, so ``d/dw op(f) = op(df/dw)``."""
-
-    is_real = True
-    _sd_op = ""
-    _sd_params: Any = ()
-
-    @classmethod
-    def eval(cls, *args):
-        if args[0].is_zero:
-            return sympy.Integer(0)
-        return None
-
-    def _eval_derivative(self, s):
-        return self.func(self.args[0].diff(s))
-
-    def _eval_evalf(self, prec):
-        # printed forms only; numbers come from the Plan. Lowering a constant needs *a* number.
-        return self.args[0]._eval_evalf(prec)
-
-    def _sympystr(self, printer):
-        inner = printer._print(self.args[0])
-        op, params = self._sd_op, self._sd_params
-        if op in ("sum", "mean"):
-            dims, keepdim = params
-            extra = "" if dims is None else f", dim={dims[0] if len(dims) == 1 else dims}"
-            return f"{op}({inner}{extra}{', keepdim=True' if keepdim else ''})"
-        if op == "getitem":
-            atom = self.args[0].is_Atom or isinstance(self.args[0], sympy.Function)
-            return f"{inner if atom else '(' + inner + ')'}[{_index_text(params[0])}]"
-        if op in ("to", "clone"):
-            return inner
-        if op == "cast":
-            return f"{params[0]}({inner})"
-        return f"{self.__class__.__name__}({inner}, {params[0]})"
-
-    def _latex(self, printer):
-        inner = printer._print(self.args[0])
-        if self._sd_op in ("to", "clone"):
-            return inner
-        if self._sd_op == "getitem":
-            return f"\\left({inner}\\right)_{{{_index_text(self._sd_params[0])}}}"
-        return f"\\operatorname{{{self.__class__.__name__}}}\\left({inner}\\right)"
-
-
-class matmul(sympy.Function):
-    """``A @ B`` in a printed closed form (product rule for derivatives)."""
-
-    is_real = True
-    nargs = 2
-
-    @classmethod
-    def eval(cls, a, b):
-        if a.is_zero or b.is_zero:
-            return sympy.Integer(0)
-        return None
-
-    def _eval_derivative(self, s):
-        a, b = self.args
-        return matmul(a.diff(s), b) + matmul(a, b.diff(s))
-
-    def _eval_evalf(self, prec):
-        return (self.args[0] * self.args[1])._eval_evalf(prec)
-
-    def _latex(self, printer):
-        a, b = (printer._print(x) for x in self.args)
-        return f"\\left({a}\\right) @ \\left({b}\\right)"
-
-
-def _index_text(spec) -> str:
-    parts = []
-    for item in spec:
-        kind = item[0]
-        if kind == "int":
-            parts.append(str(item[1]))
-        elif kind == "none":
-            parts.append("None")
-        elif kind == "ellipsis":
-            parts.append("...")
-        elif kind == "array":
-            parts.append("idx")
-        else:
-            start, stop, step = item[1:]
-            text = f"{'' if start is None else start}:{'' if stop is None else stop}"
-            parts.append(text + ("" if step is None else f":{step}"))
-    return ", ".join(parts)
-
-
-_DISPLAY: dict[tuple, type] = {}
-_DISPLAY_NAMES = {"sum": "sum", "mean": "mean", "reshape": "reshape", "permute": "permute", "expand": "expand",
-                  "getitem": "getitem", "cast": "cast", "to": "to", "clone": "clone"}
-# display class -> (JAX function, unique name) for the time of a derive() call (see _display_lowerings)
-_LOWERINGS: dict[type, tuple] = {matmul: (jnp.matmul, "tensor_matmul")}
-_LOWERING_LOCK = threading.RLock()
-
-
-def _display_class(op: str, params) -> type:
-    """The SymPy function class printing ``op`` with these static parameters (one per distinct op)."""
-    found = _DISPLAY.get((op, params))
-    if found is None:
-        name = _DISPLAY_NAMES[op]
-        if op == "permute" and params[0] == tuple(reversed(range(len(params[0])))):
-            name = "transpose"
-        found = type(name, (_Structural,), {"_sd_op": op, "_sd_params": params, "nargs": 1})
-
-        def lowered(x, _op=op, _params=params):
-            return forward_structural(_op, _params, [x])
-
-        _LOWERINGS[found] = (lowered, f"tensor_{name}_{len(_DISPLAY)}")
-        _DISPLAY[(op, params)] = found
-    return found
-
-
-@contextlib.contextmanager
-def _display_lowerings(expr: sympy.Expr):
-    """Make the display classes in ``expr`` lowerable while derive() builds its kernel, then forget them.
-
-    derive() compiles every closed form, so the printed functions need *some*
-    JAX lowering; the numbers of a TensorDerivative come from its Plan instead.
-    Removing the entries afterwards keeps the core's lowering table exactly
-    the language's (the built kernel keeps its own copy of the names).
-    """
-    classes = {type(node) for node in sympy.preorder_traversal(expr) if type(node) in _LOWERINGS}
-    with _LOWERING_LOCK:
-        for cls in classes:
-            fn, name = _LOWERINGS[cls]
-            register_jax_function(cls, fn, name=name)
-        try:
-            yield
-        finally:
-            for cls in classes:
-                FUNCTION_TABLE.pop(cls, None)
-
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-
-
-def _input_names(order: list[Tensor], positions: list[int], frame) -> list[str]:
-    """``name=`` if given, else the caller's variable name, else ``x0, x1, ...``; all distinct."""
-    by_id: dict[int, str] = {}
-    if frame is not None:
-        for scope in (frame.f_locals, frame.f_globals):
-            for k, v in scope.items():
-                if isinstance(v, Tensor) and id(v) not in by_id and _NAME.match(k) and k not in ("g",):
-                    by_id[id(v)] = k
-    wanted = [order[i].name or by_id.get(id(order[i])) for i in positions]
-    used: set[str] = set()
-    names = []
-    counter = 0
-    for w in wanted:
-        if w is None or w in used or not _NAME.match(w):
-            while f"x{counter}" in used or f"x{counter}" in wanted:
-                counter += 1
-            w = f"x{counter}"
-        used.add(w)
-        names.append(w)
-    return names
-
-
-def display_expression(key: tuple, names: dict[int, str]) -> sympy.Expr:
-    """The whole recorded computation as one SymPy expression (structural ops as named functions)."""
-    exprs: list[Any] = [None] * len(key)
-    for i, e in enumerate(key):
-        if e[0] == "in":
-            exprs[i] = sympy.Symbol(names[i], real=True)
-            continue
-        args = [exprs[r[1]] if r[0] == "t" else sympy_number(r[2]) for r in e[2]]
-        if _is_elementwise(e[0]):
-            exprs[i] = sympy_elementwise(e[0], e[1], args)
-        elif e[0] == "matmul":
-            exprs[i] = matmul(args[0], args[1])
-        else:
-            exprs[i] = _display_class(e[0], e[1])(args[0])
-    return exprs[-1]
-
-
-def symbolic_expression(y: Tensor) -> sympy.Expr:
-    """The SymPy expression of an elementwise tensor computation (what ``sd.derive(tensor)`` captures)."""
-    order, key, _ = graph_key(y)
-    structural = sorted({e[0] for e in key if e[0] != "in" and not _is_elementwise(e[0])})
-    if structural:
-        raise CaptureError(f"this tensor computation uses {', '.join(structural)}, which have no elementwise "
-                           "meaning for sd.derive; call y.derive() instead")
-    positions = [i for i, e in enumerate(key) if e[0] == "in"]
-    names = _input_names(order, positions, None)
-    return display_expression(key, dict(zip(positions, names)))
-
-
-def derive_tensor(y: Tensor, frame, simplify=True) -> TensorDerivative:
-    """``y.derive()``: closed forms of y by its grad leaves, evaluated through y's Plan."""
-    if not y.requires_grad:
-        raise AutogradError("element 0 of tensors does not require grad and does not have a grad_fn")
-    order, key, inputs = graph_key(y)
-    plan = get_plan(key)
-    names_list = _input_names(order, plan.input_positions, frame)
-    names = dict(zip(plan.input_positions, names_list))
-    expr = display_expression(key, names)
-    wrt_positions = sorted(plan.grad_positions, key=lambda i: _natural(names[i]))
-    with _display_lowerings(expr):
-        base = derive(expr, wrt=[sympy.Symbol(names[i], real=True) for i in wrt_positions], simplify=simplify)
-    return TensorDerivative(base, plan, names, list(inputs), wrt_positions)
-
-
-def _natural(name: str):
-    from ._capture import natural_key
-
-    return natural_key(name)
-
-
-class TensorDerivative(Derivative):
-    """The :class:`~symdiff.Derivative` of a recorded tensor computation.
-
-    It prints like any derivative. Calling it evaluates the gradients (as
-    ``y.backward(ones)`` would) through the graph's compiled plan: at the
-    recorded values, or at new values given by name (same shapes).
-    """
-
-    def __init__(self, base: Derivative, plan: Plan, names: dict[int, str], values: list, wrt_positions: list[int]):
-        self.__dict__.update(base.__dict__)
-        self._plan = plan
-        self._names = names
-        self._values = values
-        self._wrt_positions = wrt_positions
-
-    def _inputs(self, args: tuple, kwargs: dict) -> list:
-        plan = self._plan
-        arg_names = [s.name for s in self.args]
-        if len(args) > len(arg_names):
-            raise InputError(f"got {len(args)} positional inputs but the derivative takes {len(arg_names)}: "
-                             f"{', '.join(arg_names)}")
-        given = dict(zip(arg_names, args))
-        for k, v in kwargs.items():
-            if k in given:
-                raise InputError(f"input {k!r} given both by position and by name")
-            given[k] = v
-        position = {name: k for k, name in enumerate(self._names[i] for i in plan.input_positions)}
-        values = list(self._values)
-        for name, v in given.items():
-            if name not in position:
-                raise InputError(f"unexpected input {name!r}; the derivative takes {', '.join(arg_names)}")
-            k = position[name]
-            old = values[k]
-            with _x64():
-                new = jnp.asarray(v._value if isinstance(v, Tensor) else v, dtype=old.dtype)
-            if new.shape != old.shape:
-                raise ShapeError(f"input {name!r} has shape {tuple(new.shape)}; the recorded computation "
-                                 f"used {tuple(old.shape)}")
-            values[k] = new
-        return values
-
-    def _value_and_grads(self, cotangent, args, kwargs):
-        plan = self._plan
-        values = self._inputs(args, kwargs)
-        shape, dtype = plan.shapes[-1], plan.dtypes[-1]
-        ct = None
-        if cotangent is not None:
-            with _x64():
-                ct = jnp.broadcast_to(
-                    jnp.asarray(cotangent._value if isinstance(cotangent, Tensor) else cotangent, dtype), shape)
-        value, grads = plan.call(ct, values)
-        by_position = dict(zip(plan.grad_positions, grads))
-        return value, tuple(by_position[i] for i in self._wrt_positions)
-
-    def _grads(self, cotangent, args, kwargs):
-        return self._value_and_grads(cotangent, args, kwargs)[1]
-
-    def __call__(self, *args, **kwargs):
-        """The gradients (``y.backward(ones)``), one per wrt leaf, at the recorded or given values."""
-        return self._grads(None, args, kwargs)
-
-    def vjp(self, cotangent, *args, **kwargs):
-        """``y.backward(gradient=cotangent)``'s gradients, one per wrt leaf."""
-        return self._grads(cotangent, args, kwargs)
-
-    def value_and_grad(self, *args, **kwargs):
-        return self._value_and_grads(None, args, kwargs)
-
-    @property
-    def function(self):
-        """A pure JAX function of the inputs in ``self.args`` order, returning the gradients."""
-        plan = self._plan
-        names = [s.name for s in self.args]
-
-        def gradients(*xs):
-            values = list(self._values)
-            position = {self._names[i]: k for k, i in enumerate(plan.input_positions)}
-            for name, x in zip(names, xs):
-                values[position[name]] = x
-            grads = plan.backward(jnp.ones(plan.shapes[-1], plan.dtypes[-1]), values)
-            by_position = dict(zip(plan.grad_positions, grads))
-            return tuple(by_position[i] for i in self._wrt_positions)
-
-        return gradients
-
-    def array(self, *args, **kwargs):
-        raise SymdiffError("array() is for elementwise expressions; a tensor computation with reductions has no "
-                           "per-element derivative array. Call the derivative instead.")
-
-    def save(self, path) -> None:
-        raise SymdiffError("a tensor computation's derivative cannot be saved; save sd.derive(...) of an expression")
-
-    def check(self, *args, rtol=None, atol=None, **kwargs):
-        """Compare the gradients with ``jax.vjp`` of the replayed computation; raises on disagreement."""
-        from ._errors import CrossCheckError
-
-        plan = self._plan
-        values = self._inputs(args, kwargs)
-        ours = self._grads(None, args, kwargs)
-        grad_ks = [plan.input_positions.index(i) for i in self._wrt_positions]
-        with _x64():
-            def f(*ws):
-                vs = list(values)
-                for k, w in zip(grad_ks, ws):
-                    vs[k] = w
-                return plan.forward(vs)[-1]
-
-            out, pullback = jax.vjp(f, *[values[k] for k in grad_ks])
-            ref = pullback(jnp.ones_like(out))
-        errors = [float(jnp.max(jnp.abs(a - b))) if a.size else 0.0 for a, b in zip(ours, ref)]
-        report = _Report(max(errors, default=0.0), [n.name for n in self.wrt], errors)
-        tol = atol if atol is not None else 1e-4 * max(1.0, max((float(jnp.max(jnp.abs(r))) for r in ref
-                                                                  if r.size), default=1.0))
-        if report.max_abs_error > tol:
-            raise CrossCheckError(report)
-        return report
-
-
-class _Report:
-    def __init__(self, max_abs_error: float, names: list[str], errors: list[float]):
-        self.max_abs_error = max_abs_error
-        self.ok = True
-        self._lines = [f"d/d{n}: max abs error {e:.3g} vs jax.vjp" for n, e in zip(names, errors)]
-
-    def __str__(self) -> str:
-        return "\n".join(self._lines)
+    return leaves, grads, fused

@@ -27,7 +27,8 @@ import optax
 
 from . import _cache
 from ._errors import SymdiffError
-from ._tensor import Tensor, _x64
+from ._tensor_class import Tensor
+from ._tensor_dtypes import x64_mode as _x64
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
