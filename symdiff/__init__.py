@@ -23,12 +23,12 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from . import optim as optim  # noqa: E402
+from ._derive import load as load  # noqa: E402
 from ._fit import FitError as FitError  # noqa: E402
 from ._fit import FitResult as FitResult  # noqa: E402
 from ._fit import FitWarning as FitWarning  # noqa: E402
 from ._fit import fit as fit  # noqa: E402
 from ._math import *  # noqa: E402,F403 - sd.sin, sd.exp, ... (explicit list in _math.__all__)
-from ._serialize import load as load  # noqa: E402
 from ._tensor import AutogradError as AutogradError  # noqa: E402
 from ._tensor import Size as Size  # noqa: E402
 from ._tensor import Tensor as Tensor  # noqa: E402

@@ -15,6 +15,8 @@ from ._compile import Program, get_program
 from ._deep import call_deep
 from ._errors import InputError, ShapeError, SymdiffError
 from ._placement import infer_float_dtype, resolve_device, resolve_float_dtype, x64_scope
+from ._serialize import read as _read_saved
+from ._serialize import save as _save
 from ._simplify import resolve_budget
 
 __all__ = ["derive", "Derivative"]
@@ -398,6 +400,13 @@ class Derivative:
 
     def save(self, path) -> None:
         """Serialise the compiled derivative and its closed forms (see :func:`symdiff.load`)."""
-        from ._serialize import save
+        _save(self, path)
 
-        save(self, path)
+
+def load(path) -> Derivative:
+    """Read a derivative written by ``d.save(path)``; runs it without SymPy differentiation.
+
+    Raises :class:`SymdiffError` for a missing, truncated, corrupted or wrong-version file.
+    """
+    program, single = _read_saved(path)
+    return Derivative(program, single, None, None)

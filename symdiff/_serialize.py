@@ -25,7 +25,7 @@ from ._errors import SymdiffError
 from ._lower import FUNCTION_TABLE, Kernel
 from ._placement import x64_scope
 
-__all__ = ["save", "load", "FORMAT"]
+__all__ = ["save", "read", "FORMAT"]
 
 FORMAT = "symdiff-derivative/1"
 
@@ -117,13 +117,13 @@ def _loaded_kernel(blobs: dict[str, bytes]):
     return kernel
 
 
-def load(path):
-    """Read a derivative written by ``d.save(path)``; runs it without SymPy differentiation.
+def read(path) -> tuple[Program, bool]:
+    """The compiled program written by ``d.save(path)`` and whether it had a single wrt (no SymPy work).
 
+    :func:`symdiff.load` wraps it in a ``Derivative`` (this module does not
+    import :mod:`symdiff._derive`, which imports it).
     Raises :class:`SymdiffError` for a missing, truncated, corrupted or wrong-version file.
     """
-    from ._derive import Derivative
-
     try:
         with zipfile.ZipFile(path) as z:
             meta = json.loads(z.read("meta.json"))
@@ -145,5 +145,5 @@ def load(path):
         raise SymdiffError(f"cannot load a derivative from {path}: the file is damaged or not a symdiff file ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - jax.export raises assorted errors on corrupt bytes
         raise SymdiffError(f"cannot load a derivative from {path}: the file is damaged ({type(exc).__name__})") from exc
-    return Derivative(program, bool(meta["single"]), None, None)
+    return program, bool(meta["single"])
 
