@@ -21,7 +21,7 @@ from ._capture import Captured, sort_symbols
 from ._deep import call_deep
 from ._differentiate import EntryKey, differentiate
 from ._errors import SymdiffError
-from ._lower import Kernel, build_kernel, is_lowerable, repeats_shared_work
+from ._lower import Kernel, build_kernel, is_lowerable, is_partial, repeats_shared_work
 from ._simplify import simplify_entries
 from ._vectorize import plan_vectorized
 
@@ -30,6 +30,7 @@ __all__ = ["Program", "get_program", "sum_to_shape"]
 PROGRAM_CACHE_SIZE = 256
 FUSION_REPEAT_LIMIT = 3  # per-output loops may repeat the shared DAG's work this many times...
 FUSION_MIN_OPS = 1000  # ...in programs of at least this many distinct (binary) operations
+LAZY_ENTRIES = 2000  # programs with more entries are lowered on first dense use (see _LazyKernel)
 _PROGRAMS = _cache.LRUCache("programs", PROGRAM_CACHE_SIZE)
 
 
@@ -244,9 +245,36 @@ def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget
     keys = tuple(raw)
     entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable, hold_sums=order >= 3)
     args = sort_symbols(captured.free_symbols | set(wrt))
-    names = [_entry_name(k, wrt, captured.vector) for k in keys]
-    kernel = build_kernel(args, captured.outputs, entries, names, entry_outputs=[k[0] for k in keys])
+    outs = [k[0] for k in keys]
+
+    def lower() -> Kernel:
+        names = [_entry_name(k, wrt, captured.vector) for k in keys]
+        return build_kernel(args, captured.outputs, entries, names, entry_outputs=outs)
+
+    lazy = len(entries) > LAZY_ENTRIES and all(map(is_lowerable, set(entries) | set(captured.outputs)))
+    guarded = frozenset(o for o in set(outs) if is_partial(captured.outputs[o])) if lazy else None  # as build_kernel
+    kernel = _LazyKernel(lower, guarded) if lazy else lower()  # eager: raises LoweringError
     return Program(captured, wrt, order, args, keys, tuple(entries), kernel)
+
+
+class _LazyKernel:
+    """A kernel lowered on first use (same attributes as :class:`Kernel`).
+
+    A Hessian of 1000 scalar names has 500,500 entries that only a dense result
+    needs; ``d.sparse`` and ``d.array`` lower their distinct entries by template
+    instead. ``_build`` checked that every entry is lowerable, so the error a
+    lowering would raise is still raised at ``derive`` time.
+    """
+
+    def __init__(self, lower: Callable[[], Kernel], guarded: frozenset):
+        self._lower, self._kernel, self.guarded = lower, None, guarded
+
+    def __getattr__(self, name: str):  # fn, source, arg_names: lower everything now
+        if name.startswith("__") or name in ("_lower", "_kernel"):
+            raise AttributeError(name)
+        if self._kernel is None:
+            self._kernel = call_deep(self._lower)
+        return getattr(self._kernel, name)
 
 
 def get_program(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget: float) -> Program:

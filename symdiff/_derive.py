@@ -341,6 +341,22 @@ class Derivative:
             out = out.reshape(out.shape[: out.ndim - self._program.order])
         return out
 
+    def sparse(self, *args, format: str = "bcoo", **kwargs):
+        """The Jacobian (order 1, vector-valued) or Hessian (order 2) holding only its structural nonzeros.
+
+        ``format="bcoo"``: a ``jax.experimental.sparse.BCOO``; ``"scipy"``: a
+        ``scipy.sparse.csr_array``. See :func:`symdiff._sparse.sparse` and ``docs/sparse.md``.
+        """
+        from ._sparse import sparse
+
+        return sparse(self, args, kwargs, format)
+
+    def hvp(self, v, /, *args, **kwargs) -> jax.Array:
+        """The Hessian-vector product ``H @ v`` from the closed form, never forming ``H`` (see :func:`symdiff._sparse.hvp`)."""
+        from ._sparse import hvp
+
+        return hvp(self, v, args, kwargs)
+
     def vjp(self, cotangent, *args, **kwargs):
         """PyTorch's ``y.backward(gradient=cotangent)``: gradient of ``sum(cotangent * y)`` per wrt input.
 
