@@ -85,11 +85,20 @@ class LRUCache:
 _ALL: list[LRUCache] = []
 
 
-def clear_caches() -> None:
+def clear_caches(disk: bool = False) -> None:
     """Empty every symdiff cache (captured text, derived and compiled programs).
+
+    Afterwards this process derives and compiles afresh: it no longer reads the
+    disk cache (see ``docs/caches.md``), though it still refreshes it for other
+    processes. ``disk=True`` also deletes every entry in the cache directory.
 
     >>> import symdiff as sd
     >>> sd.clear_caches()
     """
+    from . import _disk_cache
+
     for cache in _ALL:
         cache.clear()
+    _disk_cache.forget()
+    if disk:
+        _disk_cache.clear()

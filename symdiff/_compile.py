@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
-from . import _cache
+from . import _cache, _disk_cache
 from ._capture import Captured, sort_symbols
 from ._deep import call_deep
 from ._differentiate import EntryKey, differentiate
@@ -101,7 +101,8 @@ class Program:
 
                 unpack.__name__ = name
                 pure = unpack
-            fn = self._jitted[key] = jax.jit(_counting(pure), compiler_options=self._compiler_options)
+            fn = self._jitted[key] = _disk_cache.persistent(  # compiles read and write the disk cache
+                jax.jit(_counting(pure), compiler_options=self._compiler_options))
         return fn
 
     @property
@@ -232,18 +233,29 @@ def _counting(fn: Callable) -> Callable:
 
     def traced(*args):
         _cache.count("traces")
+        _disk_cache.on_trace()
         return fn(*args)
 
     traced.__name__ = getattr(fn, "__name__", "program")
     return traced
 
 
-def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget: float) -> Program:
-    """The whole symbolic pipeline; runs on a deep-stack thread (SymPy recurses over trees)."""
-    _cache.count("symbolic")
-    raw = differentiate(captured, wrt, order)
-    keys = tuple(raw)
-    entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable, hold_sums=order >= 3)
+def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget: float,
+           disk_key: tuple | None = None) -> Program:
+    """The whole symbolic pipeline; runs on a deep-stack thread (SymPy recurses over trees).
+
+    ``disk_key``: the program's cache key; its closed forms are read from and written to disk.
+    """
+    stored = _disk_cache.load_forms(disk_key) if disk_key is not None else None
+    if stored is None:
+        _cache.count("symbolic")
+        raw = differentiate(captured, wrt, order)
+        keys = tuple(raw)
+        entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable, hold_sums=order >= 3)
+        if disk_key is not None:
+            _disk_cache.store_forms(disk_key, keys, entries)
+    else:  # an earlier process did the SymPy work
+        keys, entries = stored
     args = sort_symbols(captured.free_symbols | set(wrt))
     outs = [k[0] for k in keys]
 
@@ -283,6 +295,6 @@ def get_program(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, b
         raise SymdiffError(f"order must be an integer >= 1; got {order!r}")
     key = (captured.outputs, captured.vector, wrt, order, budget)
     try:
-        return _PROGRAMS.get_or_create(key, lambda: call_deep(_build, captured, wrt, order, budget))
+        return _PROGRAMS.get_or_create(key, lambda: call_deep(_build, captured, wrt, order, budget, key))
     except RecursionError as exc:
         raise SymdiffError(f"expression too deeply nested to differentiate: {str(captured.expr)[:80]}") from exc
