@@ -124,32 +124,22 @@ def _capture_callable(fn, where: str) -> list:
         names.append(p.name)
     symbols = [real_symbol(n) for n in names]
     # The rule (docs/jax_input.md): a callable is first called with SymPy symbols; if that
-    # raises, or it returns JAX arrays, it is read from its jaxpr instead (JAX code).
+    # raises, or runs any JAX operation, it is JAX code and is read from its jaxpr instead.
+    from ._capture_jax import call_with_symbols, capture_jax
+
     try:
-        result = fn(*symbols)
+        result, used_jax = call_with_symbols(fn, symbols)
     except SymdiffError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as capture failure
-        from ._capture_jax import capture_jax
-
         return capture_jax(fn, names, symbols, where, symbolic_error=exc)
-    if _returns_jax(result):
-        from ._capture_jax import capture_jax
-
+    if used_jax:
         return capture_jax(fn, names, symbols, where)
     if isinstance(result, (list, tuple)):
         return [_from_python(r, f"{where}[{i}]") for i, r in enumerate(result)]
     if isinstance(result, sympy.MatrixBase):
         return [_realify(r, where) for r in result]
     return _from_python(result, where)
-
-
-def _returns_jax(result: Any) -> bool:
-    if isinstance(result, (sympy.Basic, int, float, str)):
-        return False
-    from ._capture_jax import is_jax_value
-
-    return is_jax_value(result)
 
 
 def _unwrap(got):

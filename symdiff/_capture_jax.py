@@ -46,7 +46,7 @@ from ._errors import CaptureError
 from ._functions import cbrt, relu, sigmoid, softplus
 from ._placement import x64_scope
 
-__all__ = ["PRIMITIVES", "RECOGNISED", "REFUSED", "JaxCapture", "JaxReference", "capture_jax", "is_jax_value"]
+__all__ = ["PRIMITIVES", "RECOGNISED", "REFUSED", "JaxCapture", "JaxReference", "call_with_symbols", "capture_jax"]
 
 MAX_ARRAY_SIZE = 10_000  # entries of an array of SymPy expressions held while reading a jaxpr
 _F64 = np.dtype(np.float64)
@@ -183,11 +183,28 @@ RECOGNISED: dict[tuple[str, str], tuple[Callable, Callable]] = {
 _REFERENCE_BODIES: dict[tuple, str | None] = {}
 
 
-def is_jax_value(value: Any) -> bool:
-    """Whether ``value`` is (or holds) a JAX array or tracer: then the callable was written with JAX."""
-    if isinstance(value, (list, tuple)):
-        return any(is_jax_value(v) for v in value)
-    return isinstance(value, jax.Array)
+def call_with_symbols(fn: Callable, symbols: list) -> tuple[Any, bool]:
+    """``fn(*symbols)``, and whether it ran any JAX operation (then it is JAX code).
+
+    The call runs inside a JAX trace, where every JAX operation is recorded, even
+    one on constants (``jax.random.normal(key)``): a JAX value computed once at
+    capture time must not pass for a constant of a symbolic function.
+
+    >>> import sympy, jax.numpy as jnp
+    >>> x = sympy.Symbol("x", real=True)
+    >>> call_with_symbols(lambda x: sympy.sin(x) * 2, [x])
+    (2*sin(x), False)
+    >>> call_with_symbols(lambda x: (jnp.zeros(3), x)[1], [x])
+    (x, True)
+    """
+    box = []
+
+    def probe():
+        box.append(fn(*symbols))
+        return 0
+
+    used_jax = bool(jax.make_jaxpr(probe)().eqns)
+    return box[0], used_jax
 
 
 # ---- values while reading: SymPy scalars, constant arrays, object arrays of SymPy ----------
