@@ -31,8 +31,10 @@ removable singularity).
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -181,6 +183,32 @@ RECOGNISED: dict[tuple[str, str], tuple[Callable, Callable]] = {
     ("pjit", "gammasgn"): (_gammasgn_reference, _GammaSign),
 }
 _REFERENCE_BODIES: dict[tuple, str | None] = {}
+_PLATFORM = object()  # the value of lax.platform_dependent's platform index while reading
+
+
+@functools.lru_cache(maxsize=1)
+def _own_kernels() -> dict[str, list[tuple[Callable, Callable, int]]]:
+    """symdiff's own lowering functions (whole templates like ``name({0})``) by name -> (function, head, arity).
+
+    The lowering may emit calls of its own kernels (a ``custom_jvp`` around a fast
+    implementation); read back, such a call becomes the SymPy head it lowers,
+    once its body is checked to be that kernel's. This keeps the round trip
+    text -> JAX -> symdiff exact whatever the kernels do inside.
+    """
+    from . import _lower
+
+    found: dict[str, list] = {}
+    for head, template in _lower.FUNCTION_TABLE.items():
+        match = re.fullmatch(r"([A-Za-z_][\w.]*)\(\{0\}(, \{1\})?\)", template)
+        if not match:
+            continue
+        fn = _lower._NAMESPACE.get(match.group(1).split(".")[0])
+        for attr in match.group(1).split(".")[1:]:
+            fn = getattr(fn, attr, None)
+        if fn is None or getattr(fn, "__module__", "").startswith("jax"):
+            continue  # JAX's own functions read back through the primitive table
+        found.setdefault(getattr(fn, "__name__", None), []).append((fn, head, 2 if match.group(2) else 1))
+    return found
 
 
 def call_with_symbols(fn: Callable, symbols: list) -> tuple[Any, bool]:
@@ -341,15 +369,28 @@ STRUCTURAL: dict[str, Callable] = {
 }
 
 
+def _is_condition(v) -> bool:
+    return isinstance(v, (sympy.logic.boolalg.Boolean, sympy.Rel)) and not isinstance(v, sympy.Expr)
+
+
+def _condition_of(index):
+    """``c`` for an index built as ``Piecewise((1, c), (0, True))`` (a boolean converted to an integer)."""
+    if isinstance(index, sympy.Piecewise) and len(index.args) == 2:
+        (one, c), (zero, rest) = index.args
+        if one == 1 and zero == 0 and rest == sympy.true:
+            return c
+    return None
+
+
 def _convert(x, new_dtype, **_):
     """``convert_element_type``: float to float is the identity; a boolean becomes 1 or 0."""
-    kind = np.dtype(new_dtype).kind
-    if kind != "f" and np.dtype(new_dtype) != jnp.bfloat16:
-        raise _Unsupported(f"conversion of a symbolic value to {np.dtype(new_dtype)}")
+    to_float = np.dtype(new_dtype).kind == "f" or np.dtype(new_dtype) == jnp.bfloat16
 
     def one(v):
-        if isinstance(v, (sympy.logic.boolalg.Boolean, sympy.Rel)):
+        if _is_condition(v):
             return sympy.Piecewise((1, v), (0, True))
+        if not to_float:
+            raise _Unsupported(f"conversion of a real symbolic value to {np.dtype(new_dtype)}")
         return v
 
     return _elementwise(one, [x])
@@ -446,6 +487,10 @@ class _Reader:
             raise _refuse(prim, REFUSED.get(prim, "random numbers"), where, self.fn_name)
         if prim in _CALLS or _body(eqn)[0] is not None:
             return self.call(eqn, prim, ins, where)
+        if prim == "platform_index":  # lax.platform_dependent: which branch runs is decided at compilation
+            return [_PLATFORM]
+        if prim == "cond":
+            return self.cond(eqn, ins, where)
         if eqn.effects:
             raise _refuse(prim, "a side effect", where, self.fn_name)
         if not any(_is_symbolic(v) for v in ins):
@@ -469,12 +514,39 @@ class _Reader:
             raise _refuse(prim, "a control-flow or call primitive symdiff cannot read", where, self.fn_name)
         body, consts = _body(eqn)
         name = _call_name(eqn, body)
-        known = RECOGNISED.get((prim, name))
-        if known is not None and all(np.ndim(v) == 0 for v in ins) and any(_is_symbolic(v) for v in ins):
-            reference, build = known
-            if _reference_body(eqn, prim, name, reference) == str(body):
-                return [build(*(_scalar(v) for v in ins))]
+        if any(_is_symbolic(v) for v in ins):
+            candidates = [RECOGNISED[(prim, name)]] if (prim, name) in RECOGNISED else []
+            candidates += [(fn, head) for fn, head, arity in _own_kernels().get(name, ()) if arity == len(ins)]
+            for reference, build in candidates:
+                if _reference_body(eqn, prim, name, reference) == str(body):
+                    try:
+                        return [_elementwise(build, ins)]
+                    except _Unsupported as exc:
+                        raise _refuse(prim, str(exc), where, self.fn_name) from None
         return self.run(body, consts, ins, where)
+
+    def cond(self, eqn, ins: list, where: str) -> list:
+        """``lax.cond``/``switch`` on a condition -> ``Piecewise``; ``lax.platform_dependent`` -> its default."""
+        branches = eqn.params["branches"]
+        index, operands = ins[0], ins[1:]
+        platforms = eqn.params.get("branches_platforms")
+        if index is _PLATFORM or platforms:
+            # every branch computes the same function for its platform: read the portable (default) one
+            choice = platforms.index(None) if platforms and None in platforms else len(branches) - 1
+        elif not _is_symbolic(index):
+            choice = int(np.clip(np.asarray(index), 0, len(branches) - 1))
+        else:
+            condition = _condition_of(index)
+            if condition is None or len(branches) != 2:
+                raise _refuse("cond", "a branch on a non-boolean or array index", where, self.fn_name)
+            no, yes = (self.run(b.jaxpr, b.consts, operands, where) for b in branches)
+            try:
+                return [_elementwise(lambda c, a, b: sympy.Piecewise((b, c), (a, True)), [condition, a, b])
+                        for a, b in zip(no, yes)]
+            except _Unsupported as exc:
+                raise _refuse("cond", str(exc), where, self.fn_name) from None
+        chosen = branches[choice]
+        return self.run(chosen.jaxpr, chosen.consts, operands, where)
 
     def fold(self, eqn, ins: list, where: str) -> list:
         """Every input is a constant: JAX computes the result (in float64)."""
