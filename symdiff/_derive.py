@@ -56,7 +56,7 @@ def _capture_cached(expr: Any) -> Captured:
     return capture(expr)
 
 
-def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=None) -> Derivative:
+def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=None, shapes=None) -> Derivative:
     """Differentiate ``expr`` symbolically and compile the result with JAX.
 
     Args:
@@ -71,6 +71,8 @@ def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=
         dtype: ``"float16" | "bfloat16" | "float32" | "float64"`` or a dtype
             object; ``None`` picks float64 when an array input is float64, else float32.
         device: ``None``, ``"cpu"``, ``"gpu"``, ``"cuda"``, ``"cuda:N"`` or a ``jax.Device``.
+        shapes: ``dict`` name -> shape for array symbols (``"n"``, ``("n", "n")``, ``(3,)``);
+            see ``docs/arrays.md``. SymPy ``MatrixSymbol`` expressions need none.
 
     Returns:
         A :class:`Derivative`: printable closed forms, callable compiled code.
@@ -84,6 +86,10 @@ def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=
     >>> ga, gb
     (Array([36., 81.], dtype=float32), Array([-12.,  -8.], dtype=float32))
     """
+    if shapes is not None or (isinstance(expr, sympy.Basic) and _array_input(expr)):
+        from ._array_derive import derive_arrays  # arrays: matrix calculus (issue 11)
+
+        return derive_arrays(expr, wrt, order=order, simplify=simplify, dtype=dtype, device=device, shapes=shapes)
     captured = _capture_cached(expr)
     wrt_symbols, single = resolve_wrt(wrt, captured)
     budget = resolve_budget(simplify)
@@ -91,6 +97,12 @@ def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=
     derivative = Derivative(program, single, resolve_float_dtype(dtype), resolve_device(device))
     derivative._references = captured.references  # JAX code as input: d.check differentiates the user's own function
     return derivative
+
+
+def _array_input(expr) -> bool:
+    from ._array_derive import is_array_input
+
+    return is_array_input(expr)
 
 
 def _superscript(k: int) -> str:

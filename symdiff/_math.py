@@ -19,10 +19,11 @@ import jax
 import jax.numpy as jnp
 import sympy
 
+from ._array_math import ARRAY_MATH
 from ._functions import FUNCTIONS
 from ._lower import abs_
 
-__all__ = sorted(FUNCTIONS) + ["pi", "e"]
+__all__ = sorted(FUNCTIONS) + ["pi", "e"] + sorted(ARRAY_MATH)
 
 pi = sympy.pi
 e = sympy.E
@@ -65,3 +66,4 @@ def _make(name: str):
 
 
 globals().update({name: _make(name) for name in FUNCTIONS})
+globals().update(ARRAY_MATH)  # sd.sum, sd.inv, sd.logdet, ... (dispatch in _array_math)
