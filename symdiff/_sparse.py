@@ -294,6 +294,10 @@ def sparse(d: Derivative, args: tuple, kwargs: dict, format: str = "bcoo"):
     if format not in FORMATS:
         raise SymdiffError(f"unknown sparse format {format!r}; use one of {', '.join(map(repr, FORMATS))}")
     p = d._program
+    if not isinstance(p, Program):  # shapes=: array wrt (symdiff._sparse_array)
+        from ._sparse_array import sparse_arrays
+
+        return sparse_arrays(d, args, kwargs, format)
     s = _sparse_of(p)
     if format == "scipy" and len(s.structure.shape) != 2:
         raise SymdiffError(f"format='scipy' holds matrices; this result has shape {s.structure.shape}: "
@@ -326,6 +330,10 @@ def hvp(d: Derivative, v, args: tuple, kwargs: dict) -> jax.Array:
     [4.0, 2.0, 18.0]
     """
     p = d._program
+    if not isinstance(p, Program):
+        from ._sparse_array import hvp_arrays
+
+        return hvp_arrays(d, v, args, kwargs)
     s = _hessian_of(p)
     n = len(p.wrt)
     v_arr = v if isinstance(v, jax.Array) else np.asarray(v)

@@ -187,3 +187,143 @@ def test_errors_name_the_problem(hessian, point):
         sd.derive(["x*y", "x"], ["x", "y"]).hvp([1.0, 1.0], 1.0, 2.0)
     with pytest.raises(sd.InputError, match="missing input"):
         hessian.sparse(*point[:-1])
+
+
+# ---- arrays (shapes=): indexing, the vector Rosenbrock, chained problems --------------------------
+
+ROSEN = "sum(100*(x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2)"
+X = {"x": "n"}
+
+
+@pytest.fixture(scope="module")
+def rosen_hessian():
+    return sd.derive(ROSEN, wrt="x", order=2, shapes=X)
+
+
+def test_indexing_closed_forms_print_as_slices_and_pads():
+    g = sd.derive(ROSEN, wrt="x", shapes=X)
+    text = str(g)
+    assert "x[1:]" in text and "x[:-1]" in text and "pad(" in text
+    x = np.random.default_rng(10).uniform(-1.5, 1.5, 9)
+    np.testing.assert_allclose(np.asarray(g(x=x)), scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-10)
+
+
+def test_vector_rosenbrock_dense_sparse_and_hvp_match_scipy(rosen_hessian):
+    x = np.random.default_rng(11).uniform(-1.5, 1.5, 10)
+    expected = scipy.optimize.rosen_hess(x)
+    np.testing.assert_allclose(np.asarray(rosen_hessian(x=x)), expected, rtol=1e-12, atol=1e-9)  # dense
+    h = rosen_hessian.sparse(x=x)
+    assert isinstance(h, jsparse.BCOO) and h.shape == (10, 10) and h.nse == 3 * 10 - 2
+    np.testing.assert_allclose(np.asarray(h.todense()), expected, rtol=1e-12, atol=1e-9)
+    s = rosen_hessian.sparse(x=x, format="scipy")
+    assert s.nnz == 3 * 10 - 2 and s.dtype == np.float64
+    np.testing.assert_allclose(s.toarray(), expected, rtol=1e-12, atol=1e-9)
+    v = np.random.default_rng(12).normal(size=10)
+    np.testing.assert_allclose(np.asarray(rosen_hessian.hvp(v, x=x)), scipy.optimize.rosen_hess_prod(x, v),
+                               rtol=1e-12, atol=1e-9)
+
+
+def test_vector_rosenbrock_from_a_callable_and_hvp_of_the_gradient():
+    def rosen(x):
+        return sd.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+    g = sd.derive(rosen, wrt="x", shapes=X)
+    x = np.random.default_rng(13).uniform(-1.5, 1.5, 7)
+    v = np.random.default_rng(14).normal(size=7)
+    np.testing.assert_allclose(np.asarray(g(x=x)), scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(g.hvp(v, x=x)), scipy.optimize.rosen_hess_prod(x, v), rtol=1e-12, atol=1e-9)
+
+
+def test_vector_rosenbrock_at_n_1e5(rosen_hessian):
+    n = 10**5
+    rng = np.random.default_rng(15)
+    x = rng.uniform(-1.5, 1.5, n)
+    h = rosen_hessian.sparse(x=x, format="scipy")
+    assert h.shape == (n, n) and h.nnz == 3 * n - 2
+    for _ in range(2):  # H is tridiagonal and symmetric, so two products pin down its three diagonals
+        v = rng.normal(size=n)
+        expected = scipy.optimize.rosen_hess_prod(x, v)
+        np.testing.assert_allclose(h @ v, expected, rtol=1e-10, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(rosen_hessian.hvp(v, x=x)), expected, rtol=1e-10, atol=1e-7)
+    assert rosen_hessian.sparse(x=x).nse == 3 * n - 2
+
+
+BROYDEN = ("sum(((3 - 2*x[1:-1])*x[1:-1] - x[:-2] - 2*x[2:] + 1)**2)"
+           " + ((3 - 2*x[0])*x[0] - 2*x[1] + 1)**2 + ((3 - 2*x[-1])*x[-1] - x[-2] + 1)**2")
+WOOD = ("1 + sum(100*(x[0:-3:2]**2 - x[1:-2:2])**2 + (1 - x[0:-3:2])**2 + 90*(x[2:-1:2]**2 - x[3::2])**2"
+        " + (1 - x[2:-1:2])**2 + 10*(x[1:-2:2] + x[3::2] - 2)**2 + 0.1*(x[1:-2:2] - x[3::2])**2)")
+
+
+def _broyden_jnp(x):
+    """MGH 30, Broyden tridiagonal: sum of squared residuals, written independently with padding."""
+    xp = jnp.pad(x, 1)
+    r = (3 - 2 * x) * x - xp[:-2] - 2 * xp[2:] + 1
+    return jnp.sum(r**2)
+
+
+def _wood_jnp(x):
+    """CUTEst CHAINWOO (chained Wood), written independently over the pairs (x[2i], x[2i+1])."""
+    total = 1.0
+    for i in range(0, x.shape[0] - 3, 2):
+        a, b, c, d = x[i], x[i + 1], x[i + 2], x[i + 3]
+        total += (100 * (a**2 - b) ** 2 + (1 - a) ** 2 + 90 * (c**2 - d) ** 2 + (1 - c) ** 2
+                  + 10 * (b + d - 2) ** 2 + 0.1 * (b - d) ** 2)
+    return total
+
+
+@pytest.mark.parametrize("text, reference, n", [(BROYDEN, _broyden_jnp, 9), (WOOD, _wood_jnp, 10)],
+                         ids=["broyden_tridiagonal", "chained_wood"])
+def test_chained_problems_match_jax_hessian(text, reference, n):
+    h = sd.derive(text, wrt="x", order=2, shapes=X)
+    x = np.random.default_rng(16).uniform(-1.5, 1.5, n)
+    expected = np.asarray(jax.hessian(reference)(jnp.asarray(x)))
+    np.testing.assert_allclose(np.asarray(h(x=x)), expected, rtol=1e-11, atol=1e-9)
+    s = h.sparse(x=x, format="scipy")
+    np.testing.assert_allclose(s.toarray(), expected, rtol=1e-11, atol=1e-9)
+    stored = {tuple(ij) for ij in np.asarray(h.sparse(x=x).indices).tolist()}
+    assert stored == set(zip(*np.nonzero(expected)))  # exactly the nonzeros, at a random point
+    v = np.random.default_rng(17).normal(size=n)
+    np.testing.assert_allclose(np.asarray(h.hvp(v, x=x)), expected @ v, rtol=1e-11, atol=1e-9)
+
+
+def test_sparse_jacobian_of_an_array_valued_expression_matches_jax_jacobian():
+    d = sd.derive("x[1:]*x[:-1] - c*sin(x[1:])**2", wrt="x", shapes=X)
+    x = np.random.default_rng(18).normal(size=9)
+
+    def f(x):
+        return x[1:] * x[:-1] - 0.7 * jnp.sin(x[1:]) ** 2
+
+    expected = np.asarray(jax.jacobian(f)(jnp.asarray(x)))
+    j = d.sparse(x=x, c=0.7)
+    assert j.shape == (8, 9) and j.nse == 2 * 8
+    np.testing.assert_allclose(np.asarray(j.todense()), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.sparse(x=x, c=0.7, format="scipy").toarray(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_matrix_wrt_hessian_is_flattened():
+    h = sd.derive("A[1, 2]*sum(A[:, 0]**2) + sum(A[0, :]**3)", wrt="A", order=2, shapes={"A": (3, 4)})
+    a = np.random.default_rng(19).normal(size=(3, 4))
+
+    def f(a):
+        return a[1, 2] * jnp.sum(a[:, 0] ** 2) + jnp.sum(a[0, :] ** 3)
+
+    expected = np.asarray(jax.hessian(f)(jnp.asarray(a))).reshape(12, 12)
+    s = h.sparse(A=a, format="scipy")
+    assert s.shape == (12, 12)
+    np.testing.assert_allclose(s.toarray(), expected, rtol=1e-12, atol=1e-12)
+    assert {tuple(ij) for ij in np.asarray(h.sparse(A=a).indices).tolist()} == set(zip(*np.nonzero(expected)))
+    v = np.random.default_rng(20).normal(size=(3, 4))
+    np.testing.assert_allclose(np.asarray(h.hvp(v, A=a)), (expected @ v.ravel()).reshape(3, 4), rtol=1e-12)
+
+
+def test_index_errors_at_the_call_are_shape_errors():
+    d = sd.derive("x[4] + sum(x[1:-1])", wrt="x", shapes=X)
+    np.testing.assert_allclose(np.asarray(d(x=np.arange(5.0))), [0, 1, 1, 1, 1])
+    with pytest.raises(sd.ShapeError, match="index 4 is out of bounds"):
+        d(x=np.arange(4.0))
+    with pytest.raises(sd.ShapeError):
+        sd.derive("sum(x[1:-1])", wrt="x", shapes=X)(x=np.arange(1.0))
+    with pytest.raises(sd.ShapeError, match="out of bounds"):
+        sd.derive("x[3]", wrt="x", shapes={"x": 3})
+    with pytest.raises(sd.ParseError, match="integer constants"):
+        sd.derive("x[a]", wrt="x", shapes=X)
