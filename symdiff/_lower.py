@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import sympy
 
+from . import _kernels as fast_jnp
 from ._errors import LoweringError
 from ._functions import cbrt, relu, sigmoid, softplus
 
@@ -51,16 +52,17 @@ def heaviside(x, at_zero):
 
 # SymPy head -> code template; {0}, {1} are the arguments' code. A plain, greppable table.
 FUNCTION_TABLE: dict[type, str] = {
-    sympy.sin: "jnp.sin({0})",
-    sympy.cos: "jnp.cos({0})",
-    sympy.tan: "jnp.tan({0})",
-    sympy.cot: "1 / jnp.tan({0})",
-    sympy.sec: "1 / jnp.cos({0})",
-    sympy.csc: "1 / jnp.sin({0})",
-    sympy.asin: "jnp.arcsin({0})",
-    sympy.acos: "jnp.arccos({0})",
-    sympy.atan: "jnp.arctan({0})",
-    sympy.atan2: "jnp.arctan2({0}, {1})",
+    # fast_jnp (symdiff/_kernels.py): drop-ins for jnp's functions, vectorised kernels on CPU, XLA's elsewhere
+    sympy.sin: "fast_jnp.sin({0})",
+    sympy.cos: "fast_jnp.cos({0})",
+    sympy.tan: "fast_jnp.tan({0})",
+    sympy.cot: "1 / fast_jnp.tan({0})",
+    sympy.sec: "1 / fast_jnp.cos({0})",
+    sympy.csc: "1 / fast_jnp.sin({0})",
+    sympy.asin: "fast_jnp.arcsin({0})",
+    sympy.acos: "fast_jnp.arccos({0})",
+    sympy.atan: "fast_jnp.arctan({0})",
+    sympy.atan2: "fast_jnp.arctan2({0}, {1})",
     sympy.sinh: "jnp.sinh({0})",
     sympy.cosh: "jnp.cosh({0})",
     sympy.tanh: "jnp.tanh({0})",
@@ -81,7 +83,7 @@ FUNCTION_TABLE: dict[type, str] = {
     sigmoid: "jax.nn.sigmoid({0})",
     softplus: "jax.nn.softplus({0})",
     relu: "jax.nn.relu({0})",
-    cbrt: "jnp.cbrt({0})",
+    cbrt: "fast_jnp.cbrt({0})",
 }
 
 _NAMESPACE: dict[str, object] = {
@@ -90,6 +92,7 @@ _NAMESPACE: dict[str, object] = {
     "jsp": jsp,
     "abs_": abs_,
     "heaviside": heaviside,
+    "fast_jnp": fast_jnp,
     "full": lambda value, shape, dtype: full(value, shape, dtype),
 }
 
