@@ -16,11 +16,11 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FAMILIES = ("vjp", "kth", "hessian", "symbolic", "training")
+FAMILIES = ("vjp", "kth", "hessian", "symbolic", "training", "kernels")
 
 
 def _run_family(name: str, mode: str):
-    from . import _hessian, _kth, _symbolic, _training, _vjp
+    from . import _hessian, _kernels, _kth, _symbolic, _training, _vjp
 
     if mode == "smoke":
         if name == "vjp":
@@ -31,10 +31,12 @@ def _run_family(name: str, mode: str):
             return _hessian.run(quick=True, sizes=[3], logistic=None, timeout=120, repeat=3)
         if name == "symbolic":
             return _symbolic.run(quick=True, links=[2], large=[], repeat=3)
+        if name == "kernels":
+            return _kernels.run(quick=True, n=10**4, functions=["sin"], dtypes=["float32"], repeat=3, vjp=False)
         return _training.run(quick=True, rows=256, steps=50, repeat=1, tensor=False)
     quick = mode == "quick"
     return {"vjp": _vjp.run, "kth": _kth.run, "hessian": _hessian.run, "symbolic": _symbolic.run,
-            "training": _training.run}[name](quick=quick)
+            "training": _training.run, "kernels": _kernels.run}[name](quick=quick)
 
 
 def _verdict(ok) -> str:
