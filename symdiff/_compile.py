@@ -17,6 +17,7 @@ import numpy as np
 import sympy
 
 from . import _cache, _disk_cache
+from ._budget import prestart as prestart_workers
 from ._capture import Captured, sort_symbols
 from ._deep import call_deep
 from ._differentiate import EntryKey, differentiate
@@ -249,6 +250,8 @@ def _build(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int, budget
     stored = _disk_cache.load_forms(disk_key) if disk_key is not None else None
     if stored is None:
         _cache.count("symbolic")
+        if budget > 0 or order >= 3:
+            prestart_workers()  # the budget's worker process starts while SymPy differentiates
         raw = differentiate(captured, wrt, order)
         keys = tuple(raw)
         entries = simplify_entries([raw[k] for k in keys], budget, is_lowerable, hold_sums=order >= 3)

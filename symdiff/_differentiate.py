@@ -35,8 +35,9 @@ from sympy.core.function import Application, ArgumentIndexError, Function
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from ._capture import Captured
-from ._deep import BudgetExceeded, call_deep
-from ._simplify import hold_saturating_sums, node_count
+from ._budget import run_budgeted, wait_ready
+from ._deep import call_deep
+from ._simplify import expand_products, node_count
 
 __all__ = ["differentiate", "entry_keys", "diff"]
 
@@ -388,7 +389,7 @@ class _Normaliser:
     MAX_NODES = 5_000
 
     def __init__(self):
-        self.deadline = time.monotonic() + self.BUDGET
+        self.deadline = time.monotonic() + self.BUDGET if wait_ready() else 0.0
 
     def __call__(self, expr: sympy.Expr) -> sympy.Expr:
         remaining = self.deadline - time.monotonic()
@@ -397,19 +398,12 @@ class _Normaliser:
         size = node_count(expr, self.MAX_NODES)
         if size > self.MAX_NODES:
             return expr
-        try:
-            expanded = call_deep(_expand, expr, timeout=remaining)
-        except BudgetExceeded:
+        expanded = run_budgeted(expand_products, (expr,), remaining)
+        if not expanded:
             return expr
+        expanded = expanded[0]
         limit = 2 * size + 20
         return expanded if node_count(expanded, limit) <= limit else expr
-
-
-def _expand(expr: sympy.Expr) -> sympy.Expr:
-    """Distribute products over sums, except saturating sums like ``1 - tanh(x)**2`` (kept whole)."""
-    held, restore = hold_saturating_sums(expr)
-    expanded = sympy.expand(held, power_exp=False, power_base=False, log=False, multinomial=False)
-    return expanded.xreplace(restore)
 
 
 def _differentiate(captured: Captured, wrt: tuple[sympy.Symbol, ...], order: int) -> dict[EntryKey, sympy.Expr]:

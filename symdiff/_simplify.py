@@ -1,11 +1,15 @@
 """Simplification as named passes under a time budget.
 
-SymPy's ``simplify`` can run for hours on derivative swell, so every pass runs
-on a helper thread that is interrupted when its share of the budget is spent;
-the best form found so far (fewest operations) is kept, and the unsimplified
-derivative is always a valid fallback. Passes compose like optax transforms: a
-pass is a pure function ``Expr -> Expr`` and :data:`DEFAULT_CHAIN` is a tuple of
-them, cheap ones first.
+SymPy's ``simplify`` can run for hours on derivative swell, so the passes run
+in a worker process (:mod:`symdiff._budget`) that is killed when its share of
+the budget is spent; the best form found so far (cheapest, see :func:`_cost`)
+is kept, and the unsimplified derivative is always a valid fallback. Passes
+compose like optax transforms: a pass is a pure module-level function
+``Expr -> Expr`` (it travels to the worker by reference) and
+:data:`DEFAULT_CHAIN` is a tuple of them, cheap ones first.
+
+This module is also imported by the worker process, without the rest of
+symdiff: it must not import JAX.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from typing import Callable, Iterable, NamedTuple
 import sympy
 from sympy.core.parameters import distribute
 
-from ._deep import BudgetExceeded, call_deep
+from ._budget import run_budgeted, wait_ready
 from ._templates import template
 
 __all__ = ["Pass", "DEFAULT_CHAIN", "DEFAULT_BUDGET", "MAX_NODES", "simplify_entries", "resolve_budget", "node_count",
-           "hold_saturating_sums"]
+           "hold_saturating_sums", "chain_candidates", "expand_products"]
 
 DEFAULT_BUDGET = 1.0  # seconds per derive() when simplify=True
 MAX_NODES = 2_000  # larger expressions skip simplification: SymPy's passes are superlinear
@@ -89,16 +93,6 @@ def _constant_plus_powers_of_one_function(add: sympy.Add) -> bool:
     return constant and function is not None
 
 
-def _holding(run: Callable[[sympy.Expr], sympy.Expr]) -> Callable[[sympy.Expr], sympy.Expr]:
-    """A pass that sees saturating sums as opaque symbols (see :func:`hold_saturating_sums`)."""
-
-    def held_run(expr):
-        held, restore = hold_saturating_sums(expr)
-        return run(held).xreplace(restore) if restore else run(expr)
-
-    return held_run
-
-
 def resolve_budget(simplify) -> float:
     """Seconds of simplification from the ``simplify=`` argument of ``derive``."""
     from ._errors import SymdiffError
@@ -139,17 +133,45 @@ def _cost(expr: sympy.Expr, needed: set) -> int:
     return sympy.count_ops(expr) + NEW_FUNCTION_COST * len(_heads(expr) - needed)
 
 
-def _run_chain(expr, chain, accept, best):
-    """Run passes in order, keeping in ``best[0]`` the cheapest acceptable form."""
+def chain_candidates(expr: sympy.Expr, chain: tuple[Pass, ...]):
+    """Yield ``(candidate, cost)`` for each pass's result that differs (runs in the worker process).
+
+    Each pass starts from the cheapest form so far, except ``simplify``, which
+    starts from the original (SymPy's own heuristics do better from there).
+    """
     needed = _heads(expr)
-    best_cost = _cost(expr, needed)
+    best, best_cost = expr, _cost(expr, needed)
     for p in chain:
-        candidate = p.run(best[0] if p.name != "simplify" else expr)
-        if candidate == best[0] or not accept(candidate):
+        candidate = p.run(best if p.name != "simplify" else expr)
+        if candidate == best:
             continue
         cost = _cost(candidate, needed)
+        yield candidate, cost
         if cost < best_cost:
-            best[0], best_cost = candidate, cost
+            best, best_cost = candidate, cost
+
+
+def expand_products(expr: sympy.Expr):
+    """Yield ``expr`` with products distributed over sums (runs in the worker process).
+
+    Powers, exponentials and logs of sums stay as they are, and saturating sums
+    like ``1 - tanh(x)**2`` are held whole (see :func:`hold_saturating_sums`).
+    """
+    held, restore = hold_saturating_sums(expr)
+    expanded = sympy.expand(held, power_exp=False, power_base=False, log=False, multinomial=False)
+    yield expanded.xreplace(restore)
+
+
+def _cheapest(expr: sympy.Expr, chain: tuple[Pass, ...], accept, seconds: float, hold_sums: bool) -> sympy.Expr:
+    """The cheapest acceptable form the chain finds for ``expr`` within ``seconds`` (``expr`` if none)."""
+    held, restore = hold_saturating_sums(expr) if hold_sums else (expr, {})
+    best, best_cost = expr, _cost(held, _heads(held))
+    for candidate, cost in run_budgeted(chain_candidates, (held, chain), seconds):
+        if cost < best_cost:
+            candidate = candidate.xreplace(restore) if restore else candidate
+            if accept(candidate):  # checked here: the worker cannot lower to JAX
+                best, best_cost = candidate, cost
+    return best
 
 
 def simplify_entries(
@@ -171,13 +193,11 @@ def simplify_entries(
     [1]
     """
     chain = tuple(chain)
-    if hold_sums:
-        chain = tuple(Pass(p.name, _holding(p.run)) for p in chain)
     out = list(exprs)
-    if budget <= 0 or not chain:
-        return out
-    deadline = time.monotonic() + budget
     todo = [i for i, e in enumerate(exprs) if not e.is_Atom and node_count(e, MAX_NODES) <= MAX_NODES]
+    if budget <= 0 or not chain or not todo or not wait_ready():
+        return out
+    deadline = time.monotonic() + budget  # from here: the worker's one-time start is not charged
     # Entries equal up to renaming (a Hessian's repeated shapes) are simplified once, as their template.
     rank = {s: r for r, s in enumerate(sorted(set().union(*(exprs[i].free_symbols for i in todo)), key=str))}
     groups: dict[sympy.Expr, list] = {}
@@ -189,13 +209,9 @@ def simplify_entries(
         if remaining <= 0:
             break
         share = max(remaining / (len(groups) - n), min(_MIN_SHARE, remaining))
-        best = [shape]
-        try:
-            call_deep(_run_chain, shape, chain, accept, best, timeout=share)
-        except (BudgetExceeded, RecursionError):
-            pass
-        if best[0] is not shape:
+        best = _cheapest(shape, chain, accept, share, hold_sums)
+        if best is not shape:
             with distribute(False):  # keep 2*(b + w*x) as simplified: no re-distribution of the 2
                 for i, fill in members:
-                    out[i] = best[0].xreplace(fill)
+                    out[i] = best.xreplace(fill)
     return out
