@@ -34,8 +34,8 @@ import sympy
 from sympy.core.function import Application, ArgumentIndexError, Function
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
-from ._capture import Captured
 from ._budget import run_budgeted, wait_ready
+from ._capture import Captured
 from ._deep import call_deep
 from ._simplify import expand_products, node_count
 
