@@ -459,19 +459,25 @@ def _reference_body(eqn, prim: str, name: str, reference: Callable) -> str | Non
 class _Reader:
     """Walks a jaxpr (and the jaxprs of the calls in it) into SymPy values."""
 
+    structural = STRUCTURAL  # array primitives: object arrays of SymPy entries here (_jaxpr_arrays: the array IR)
+
     def __init__(self, fn_name: str):
         self.fn_name = fn_name
+
+    def constant(self, value):
+        """A constant of the jaxpr (a literal or a captured array) as a reading value."""
+        return _constant(value)
 
     def run(self, jaxpr: Jaxpr, consts, args, where: str = "") -> list:
         env: dict = {}
 
         def read(v):
             if isinstance(v, Literal):
-                return np.asarray(v.val)
+                return self.constant(v.val)
             return env[v]
 
         for var, value in zip(jaxpr.constvars, consts):
-            env[var] = _constant(value)
+            env[var] = self.constant(value)
         for var, value in zip(jaxpr.invars, args):
             env[var] = value
         for eqn in jaxpr.eqns:
@@ -503,8 +509,8 @@ class _Reader:
                 return [_elementwise(lambda a: a**y, ins)]
             if prim == "convert_element_type":
                 return [_convert(ins[0], **eqn.params)]
-            if prim in STRUCTURAL:
-                return [STRUCTURAL[prim](*ins, **eqn.params)]
+            if prim in self.structural:
+                return [self.structural[prim](*ins, **eqn.params)]
         except _Unsupported as exc:
             raise _refuse(prim, str(exc), where, self.fn_name) from None
         raise _refuse(prim, "not in symdiff's table of JAX primitives", where, self.fn_name)
@@ -556,7 +562,7 @@ class _Reader:
             raise _refuse(eqn.primitive.name, f"could not be evaluated on constants: {exc}", where,
                           self.fn_name) from exc
         outs = out if eqn.primitive.multiple_results else [out]
-        return [_constant(o) for o in outs]
+        return [self.constant(o) for o in outs]
 
 
 def _constant(value):

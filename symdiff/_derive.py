@@ -89,6 +89,10 @@ def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=
     if shapes is not None or (isinstance(expr, sympy.Basic) and _array_input(expr)):
         from ._array_derive import derive_arrays  # arrays: matrix calculus (issue 11)
 
+        if callable(expr) and not isinstance(expr, sympy.Basic):  # JAX code: its jaxpr read onto the array IR
+            from ._jaxpr_arrays import jax_array_expression
+
+            expr = jax_array_expression(expr, shapes)
         return derive_arrays(expr, wrt, order=order, simplify=simplify, dtype=dtype, device=device, shapes=shapes)
     captured = _capture_cached(expr)
     wrt_symbols, single = resolve_wrt(wrt, captured)

@@ -1,0 +1,260 @@
+"""JAX code with array inputs (``shapes=``): a jaxpr -> the array IR of ``_array_ir``.
+
+The function is traced with abstract float64 arrays whose sizes are JAX
+symbolic dimensions named as in ``shapes=`` (``jax.export.symbolic_shape``),
+so the closed form holds for every size. Elementwise primitives, calls and
+refusals are read as for scalars (:mod:`symdiff._capture_jax`); the array
+primitives map onto the IR:
+
+- ``dot_general`` (``@``, ``jnp.dot``, ``jnp.einsum`` of two operands) with at
+  most rank-2 operands and no batch dimensions -> ``matmul`` / ``outer`` /
+  ``sum(A * B)``, transposing operands as the contraction needs;
+- ``transpose`` -> ``.T``; ``reduce_sum`` -> ``sum(X, axis)``;
+  ``broadcast_in_dim`` / ``reshape`` / ``squeeze`` / ``expand_dims`` that only
+  add or drop unit axes or broadcast -> ``expand`` / ``sum`` over a unit axis /
+  ``broadcast_to``; ``dim_as_value`` (``jnp.mean``'s count) -> the size;
+- ``jnp.linalg.inv``, ``det`` and ``slogdet`` calls (recognised by name and by
+  comparing their body with JAX's own) -> ``inv(A)``, ``det(A)``,
+  ``(sign(det(A)), logdet(A))``.
+
+Constant arrays from the enclosing scope have no place in the IR unless all
+their entries are equal (then ``broadcast_to(c, shape)``): pass them as inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy
+
+from . import _array_ir as ir
+from ._capture_jax import _F64, _Reader, _reference_body, _refuse, _Unsupported, call_with_symbols
+from ._errors import CaptureError
+from ._placement import x64_scope
+
+__all__ = ["ARRAY_PRIMITIVES", "LINALG", "jax_array_expression"]
+
+
+def _is_ir(v) -> bool:
+    return isinstance(v, sympy.Basic)
+
+
+def _dims(shape, dims: dict) -> tuple:
+    """A jaxpr shape (ints and JAX symbolic dimensions) -> IR shape (ints and ``Dim``)."""
+    out = []
+    for d in shape:
+        if isinstance(d, (int, np.integer)):
+            out.append(int(d))
+        elif str(d) in dims:
+            out.append(dims[str(d)])
+        else:
+            raise _Unsupported(f"a size computed from the declared ones ({d})")
+    return tuple(out)
+
+
+def _dot_general(lhs, rhs, dimension_numbers, **_):
+    (lc, rc), (lb, rb) = dimension_numbers
+    if lb or rb:
+        raise _Unsupported("a batched contraction (dot_general with batch dimensions)")
+    ra, rb_ = ir.rank(lhs), ir.rank(rhs)
+    if ra > 2 or rb_ > 2:
+        raise _Unsupported("a contraction of arrays of rank above 2")
+    if not lc:
+        if ra == 0 or rb_ == 0:
+            return lhs * rhs
+        if ra == 1 and rb_ == 1:
+            return ir.outer(lhs, rhs)
+        raise _Unsupported("an outer product of matrices")
+    if len(lc) == 2:  # both axes of two matrices: sum(A * B) or sum(A * B.T)
+        return ir.reduce_sum(lhs * (rhs if tuple(lc) == tuple(rc) else ir.transpose(rhs)))
+    a = ir.transpose(lhs) if ra == 2 and lc[0] == 0 else lhs  # contracted axis last
+    b = ir.transpose(rhs) if rb_ == 2 and rc[0] == 1 else rhs  # contracted axis first
+    return ir.matmul(a, b)
+
+
+def _transpose(x, permutation, **_):
+    if tuple(permutation) == tuple(range(len(permutation))):
+        return x
+    if tuple(permutation) == (1, 0):
+        return ir.transpose(x)
+    raise _Unsupported(f"a transpose of rank {len(permutation)}")
+
+
+def _drop_axes(x, axes):
+    """Squeeze unit axes: a sum over an axis of size 1."""
+    return ir.reduce_sum(x, tuple(axes)) if axes else x
+
+
+class _ArrayReader(_Reader):
+    """Reads a jaxpr with array inputs into the array IR."""
+
+    structural: dict = {}  # the object-array bookkeeping of scalar capture does not apply here
+
+    def __init__(self, fn_name: str, dims: dict):
+        super().__init__(fn_name)
+        self.dims = dims
+
+    def constant(self, value):
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return arr
+        flat = arr.reshape(-1)
+        if flat.size and np.all(flat == flat[0]) and arr.dtype.kind in "fiub":
+            return ir.broadcast_to(sympy.Float(float(flat[0])) if arr.dtype.kind == "f" else
+                                   sympy.Integer(int(flat[0])), arr.shape)
+        raise CaptureError(
+            f"{self.fn_name} uses a constant array of shape {arr.shape} from the enclosing scope; with shapes=, "
+            "give it as an input (a parameter with its shape in shapes=) instead")
+
+    def equation(self, eqn, ins: list, outer: str) -> list:
+        prim = eqn.primitive.name
+        where = outer
+        try:
+            if prim == "dim_as_value":
+                return [_dims((eqn.params["dim"],), self.dims)[0]]
+            rule = ARRAY_PRIMITIVES.get(prim)
+            if rule is not None and (any(_is_ir(v) for v in ins) or not _concrete(eqn)):
+                return [rule(self, eqn, ins)]
+        except _Unsupported as exc:
+            from ._capture_jax import _location
+
+            raise _refuse(prim, str(exc), _location(eqn) or where, self.fn_name) from None
+        return super().equation(eqn, ins, outer)
+
+    def fold(self, eqn, ins: list, where: str) -> list:
+        if not _concrete(eqn):
+            raise _refuse(eqn.primitive.name, "constants of symbolic size", where, self.fn_name)
+        return super().fold(eqn, ins, where)
+
+    def call(self, eqn, prim: str, ins: list, where: str) -> list:
+        from ._capture_jax import _body, _call_name
+
+        body, _ = _body(eqn)
+        name = _call_name(eqn, body)
+        known = LINALG.get((prim, name))
+        if known is not None and len(ins) == 1 and _is_ir(ins[0]):
+            reference, build = known
+            if _reference_body(eqn, prim, name, reference) == str(body):
+                return build(ins[0])
+        return super().call(eqn, prim, ins, where)
+
+
+def _concrete(eqn) -> bool:
+    return all(all(isinstance(d, (int, np.integer)) for d in v.aval.shape) for v in eqn.outvars)
+
+
+def _broadcast_in_dim(reader, eqn, ins):
+    (x,) = ins[:1]
+    shape = _dims(eqn.params["shape"], reader.dims)
+    dims = eqn.params["broadcast_dimensions"]
+    x = sympy.Float(float(x)) if isinstance(x, np.ndarray) and x.ndim == 0 else x
+    if isinstance(x, np.ndarray):
+        x = reader.constant(x)
+    if ir.rank(x) == 0:
+        return ir.broadcast_to(x, shape)
+    for axis in range(len(shape)):  # new axes, in the result's order
+        if axis not in dims:
+            x = ir.expand(x, axis)
+    return ir.broadcast_to(x, shape)
+
+
+def _reshape(reader, eqn, ins):
+    (x,) = ins
+    old = ir.shape_of(x)
+    new = _dims(eqn.params["new_sizes"], reader.dims)
+    if [d for d in old if d != 1] != [d for d in new if d != 1]:
+        raise _Unsupported(f"a reshape from {ir.format_shape(old)} to {ir.format_shape(new)}")
+    x = _drop_axes(x, [i for i, d in enumerate(old) if d == 1])
+    for axis, d in enumerate(new):
+        if d == 1:
+            x = ir.expand(x, axis)
+    return x
+
+
+def _reduce_sum(reader, eqn, ins):
+    return ir.reduce_sum(ins[0], tuple(eqn.params["axes"]))
+
+
+# Array primitives -> the IR (elementwise ones are read by the scalar table).
+ARRAY_PRIMITIVES: dict[str, Callable] = {
+    "dot_general": lambda reader, eqn, ins: _dot_general(*ins, **eqn.params),
+    "transpose": lambda reader, eqn, ins: _transpose(*ins, **eqn.params),
+    "reduce_sum": _reduce_sum,
+    "broadcast_in_dim": _broadcast_in_dim,
+    "reshape": _reshape,
+    "squeeze": lambda reader, eqn, ins: _drop_axes(ins[0], eqn.params["dimensions"]),
+    "expand_dims": lambda reader, eqn, ins: _reshape(reader, eqn, ins),
+}
+
+# Linear-algebra calls recognised whole: (primitive, name) -> (JAX's function, IR builder of its outputs).
+LINALG: dict[tuple[str, str], tuple[Callable, Callable]] = {
+    ("jit", "inv"): (jnp.linalg.inv, lambda a: [ir.inv(a)]),
+    ("jit", "det"): (jnp.linalg.det, lambda a: [ir.det(a)]),
+    ("jit", "slogdet"): (jnp.linalg.slogdet, lambda a: [sympy.sign(ir.det(a)), ir.logdet(a)]),
+}
+
+
+def _abstract_inputs(names: list[str], declared: dict) -> tuple[list, dict]:
+    """ShapeDtypeStructs with JAX symbolic dimensions, and JAX dimension name -> IR ``Dim``."""
+    dim_names = sorted({d.name for shape in declared.values() for d in shape if isinstance(d, ir.Dim)})
+    symbolic = dict(zip(dim_names, jax.export.symbolic_shape(",".join(dim_names)))) if dim_names else {}
+    structs = []
+    for name in names:
+        shape = tuple(symbolic[d.name] if isinstance(d, ir.Dim) else d for d in declared.get(name, ()))
+        structs.append(jax.ShapeDtypeStruct(shape, _F64))
+    dims = {name: ir.Dim(name) for name in dim_names}
+    return structs, dims
+
+
+def jax_array_expression(fn, shapes):
+    """The array IR expression of JAX code ``fn`` with array inputs; ``fn`` itself if it is not JAX code.
+
+    The routing rule is the scalar one: ``fn`` is first called with symdiff's
+    symbolic arrays; if that raises or runs a JAX operation, it is read from its jaxpr.
+    """
+    import inspect
+
+    from ._array_derive import _symbols_for, parse_shapes
+    from ._array_math import ArrayValue
+
+    declared = parse_shapes(shapes or {})
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        return fn  # the array front end reports it
+    symbols = _symbols_for(declared)
+    fn_name = f"function {getattr(fn, '__name__', type(fn).__name__)!r}"
+    try:
+        args = [ArrayValue(symbols.get(n) or sympy.Symbol(n, real=True)) for n in names]
+        _, used_jax = call_with_symbols(fn, args)
+        if not used_jax:
+            return fn
+        symbolic_error = None
+    except Exception as exc:  # noqa: BLE001 - JAX code fails on symbolic arrays: read its jaxpr
+        symbolic_error = exc
+    structs, dims = _abstract_inputs(names, declared)
+    with x64_scope(_F64):
+        try:
+            closed = jax.make_jaxpr(fn)(*structs)
+        except Exception as exc:  # noqa: BLE001 - not traceable by JAX either: say both ways
+            tried = f" with symbolic arrays ({type(symbolic_error).__name__}: {symbolic_error}) nor" \
+                if symbolic_error is not None else ""
+            raise CaptureError(f"{fn_name} could not be traced{tried} with JAX ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        reader = _ArrayReader(fn_name, dims)
+        inputs = [symbols.get(n) or sympy.Symbol(n, real=True) for n in names]
+        try:
+            outs = reader.run(closed.jaxpr, closed.consts, inputs)
+        except _Unsupported as exc:
+            raise CaptureError(f"{fn_name}: {exc} cannot be captured") from None
+    if len(outs) != 1:
+        raise CaptureError(f"{fn_name} returns {len(outs)} arrays; with shapes=, return one (possibly array) value")
+    out = outs[0]
+    if isinstance(out, np.ndarray):
+        out = reader.constant(out) if out.ndim else sympy.Float(float(out))
+    if not isinstance(out, sympy.Expr):
+        raise CaptureError(f"{fn_name} returns a boolean; expected real numbers")
+    return out
