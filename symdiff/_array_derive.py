@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy
+from sympy.core.parameters import distribute
 
 from . import _array_ir as ir
 from . import _cache
@@ -112,8 +113,14 @@ def _has_matrix_symbol(expr: sympy.Basic) -> bool:
 
 
 def _symbols_for(shapes: dict) -> dict:
-    return {name: (ArraySymbol(name, shape) if shape else sympy.Symbol(name, real=True))
-            for name, shape in shapes.items()}
+    """name -> symbol for the declared inputs, and the dimension names (usable as sizes: ``sum(x)/n``)."""
+    symbols = {name: (ArraySymbol(name, shape) if shape else sympy.Symbol(name, real=True))
+               for name, shape in shapes.items()}
+    for shape in shapes.values():
+        for d in shape:
+            if isinstance(d, Dim):
+                symbols.setdefault(d.name, d)
+    return symbols
 
 
 def _from_matrix_expr(e, cache: dict):
@@ -288,11 +295,14 @@ def simplify_arrays(exprs: list, budget: float) -> list:
 
     for e in exprs:
         collect(e)
-    keys = [k for k, (scalar, _, _) in regions.items() if _worth_simplifying(scalar)]
-    if not keys:
-        return list(exprs)
+    keys = list(regions)
     chosen = set(keys)
-    simplified = simplify_entries([regions[k][0] for k in keys], budget, is_lowerable)
+    heavy = [i for i, k in enumerate(keys) if _worth_simplifying(regions[k][0])]
+    simplified = [sympy.factor_terms(regions[k][0]) for k in keys]  # cheap: 2*a - 2*b is 2*(a - b)
+    if heavy:
+        better = simplify_entries([regions[keys[i]][0] for i in heavy], budget, is_lowerable)
+        for i, e in zip(heavy, better):
+            simplified[i] = e
     done: dict = {}
 
     def rebuild(e):
@@ -309,7 +319,8 @@ def simplify_arrays(exprs: list, budget: float) -> list:
         done[e] = out
         return out
 
-    return [rebuild(e) for e in exprs]
+    with distribute(False):  # keep 2*(a - b) as simplified: SymPy would distribute the 2 again
+        return [rebuild(e) for e in exprs]
 
 
 def _worth_simplifying(scalar: sympy.Expr) -> bool:
@@ -403,6 +414,7 @@ class ArrayDerivative(Derivative):
         self._single = single
         self._dtype = dtype
         self._device = device
+        self._seen_sizes: list[dict] = []
 
     # ---- symbolic side ----
 
@@ -482,6 +494,9 @@ class ArrayDerivative(Derivative):
                 raise InputError(f"input {sym.name!r} must be real numbers, got dtype {value.dtype}")
             _check_shape(sym, value.shape, sizes)
             arrays.append(value)
+        seen = {d.name: size for d, (size, _) in sizes.items()}
+        if seen not in self._seen_sizes and len(self._seen_sizes) < 16:
+            self._seen_sizes.append(seen)  # d.save exports at these sizes if it cannot for every size
         dtype = self._dtype or infer_float_dtype([r for r in raw if not isinstance(r, (int, float, list, tuple))])
         return arrays, dtype
 

@@ -90,9 +90,12 @@ def derive(expr, wrt=None, *, order: int = 1, simplify=True, dtype=None, device=
         from ._array_derive import derive_arrays  # arrays: matrix calculus (issue 11)
 
         if callable(expr) and not isinstance(expr, sympy.Basic):  # JAX code: its jaxpr read onto the array IR
-            from ._jaxpr_arrays import jax_array_expression
+            from ._jaxpr_arrays import jax_array_expression, with_user_check
 
-            expr = jax_array_expression(expr, shapes)
+            read = jax_array_expression(expr, shapes)
+            if read is not expr:
+                return with_user_check(derive_arrays(read, wrt, order=order, simplify=simplify, dtype=dtype,
+                                                     device=device, shapes=shapes), expr)
         return derive_arrays(expr, wrt, order=order, simplify=simplify, dtype=dtype, device=device, shapes=shapes)
     captured = _capture_cached(expr)
     wrt_symbols, single = resolve_wrt(wrt, captured)
@@ -440,5 +443,9 @@ def load(path) -> Derivative:
 
     Raises :class:`SymdiffError` for a missing, truncated, corrupted or wrong-version file.
     """
+    from ._array_serialize import is_array_file, load_arrays
+
+    if is_array_file(path):  # a derivative of array expressions (issue 11)
+        return load_arrays(path)
     program, single = _read_saved(path)
     return Derivative(program, single, None, None)
