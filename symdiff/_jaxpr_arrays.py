@@ -35,7 +35,7 @@ from ._capture_jax import _F64, _Reader, _reference_body, _refuse, _Unsupported,
 from ._errors import CaptureError
 from ._placement import x64_scope
 
-__all__ = ["ARRAY_PRIMITIVES", "LINALG", "jax_array_expression"]
+__all__ = ["ARRAY_PRIMITIVES", "LINALG", "jax_array_expression", "with_user_check"]
 
 
 def _is_ir(v) -> bool:
@@ -258,3 +258,51 @@ def jax_array_expression(fn, shapes):
     if not isinstance(out, sympy.Expr):
         raise CaptureError(f"{fn_name} returns a boolean; expected real numbers")
     return out
+
+
+class _ProgramView:
+    """An array program whose "original" is the user's own function (what the check differentiates)."""
+
+    def __init__(self, program, fn: Callable, names: list[str]):
+        self._program = program
+        arg_names = program.arg_names
+
+        def kernel(*xs):
+            by_name = dict(zip(arg_names, xs))
+            return (fn(*[by_name.get(n, 0.0) for n in names]),)
+
+        self.kernel = kernel
+
+    def __getattr__(self, name):
+        return getattr(self._program, name)
+
+
+class _UserReference:
+    """A derivative as the array check sees it, with :class:`_ProgramView` as its program."""
+
+    def __init__(self, derivative, fn: Callable, names: list[str]):
+        self._derivative = derivative
+        self._program = _ProgramView(derivative._program, fn, names)
+
+    def __getattr__(self, name):
+        return getattr(self._derivative, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._derivative(*args, **kwargs)
+
+
+def with_user_check(derivative, fn: Callable):
+    """Make ``derivative.check`` differentiate ``fn`` itself (JAX code read from its jaxpr), so a mistake in
+    reading the jaxpr shows up as a disagreement. Parameters the closed form does not mention are 0 there."""
+    import inspect
+
+    names = list(inspect.signature(fn).parameters)
+
+    def check(*args, rtol=None, atol=None, **kwargs):
+        from ._array_check import cross_check_arrays
+
+        return cross_check_arrays(_UserReference(derivative, fn, names), args, kwargs, rtol=rtol, atol=atol)
+
+    check.__doc__ = "Cross-check against JAX autodiff of the user's own function and float64 central differences."
+    derivative.check = check
+    return derivative

@@ -19,7 +19,7 @@ import sympy
 from jax import lax
 
 import symdiff as sd
-from symdiff import _capture_jax
+from symdiff import _capture_jax, _jaxpr_arrays
 from symdiff._capture import real_symbol
 from symdiff._capture_jax import capture_jax
 from symdiff._functions import FUNCTIONS
@@ -258,7 +258,7 @@ _ARRAY_CASES = {  # name -> (function, shapes, wrt, text of the expected closed 
 }
 
 
-def _array_inputs(shapes, sizes, rng):
+def _array_inputs(shapes, rng):
     dims = {"n": 3, "m": 5}
     out = {}
     for name, shape in shapes.items():
@@ -277,7 +277,7 @@ def test_jax_array_function_matches_jax_autodiff(name):
     printed = str(d)
     assert all(p in printed for p in pieces), printed
     assert "[0]" not in printed and "[1]" not in printed  # matrix closed form, not entries
-    inputs = _array_inputs(shapes, None, np.random.default_rng(1))
+    inputs = _array_inputs(shapes, np.random.default_rng(1))
     names = list(inspect.signature(fn).parameters)
     got = np.asarray(d(**inputs))
     with jax.enable_x64(True):
@@ -290,7 +290,7 @@ def test_jax_array_function_matches_jax_autodiff(name):
 def test_jax_array_hessian_is_a_matrix_expression():
     h = sd.derive(lambda x, A: x @ A @ x + jnp.sum(x**2), wrt="x", order=2, shapes=_SQUARE)
     assert "A.T" in str(h) and "[0]" not in str(h)
-    inputs = _array_inputs(_SQUARE, None, np.random.default_rng(2))
+    inputs = _array_inputs(_SQUARE, np.random.default_rng(2))
     with jax.enable_x64(True):
         want = jax.hessian(lambda x: x @ inputs["A"] @ x + jnp.sum(x**2))(jnp.asarray(inputs["x"]))
     np.testing.assert_allclose(np.asarray(h(**inputs)), np.asarray(want), rtol=1e-12)
@@ -308,3 +308,15 @@ def test_jax_array_refusals():
 def test_array_callables_with_sd_functions_keep_their_route():
     d = sd.derive(lambda x, A: x @ A @ x, wrt="x", shapes=_SQUARE)  # operators only: symbolic arrays
     assert str(d) == str(sd.derive("x @ A @ x", wrt="x", shapes=_SQUARE))
+
+
+def test_array_check_differentiates_the_users_own_function(monkeypatch):
+    def f(A, x):
+        return jnp.sum(jnp.sin(A.T @ x))
+
+    inputs = _array_inputs(_SQUARE, np.random.default_rng(3))
+    inputs["A"] = inputs["A"] + np.triu(np.ones((3, 3)))  # not symmetric
+    assert sd.derive(f, wrt="x", shapes=_SQUARE).check(**inputs).ok
+    monkeypatch.setitem(_jaxpr_arrays.ARRAY_PRIMITIVES, "transpose", lambda reader, eqn, ins: ins[0])  # a mistake
+    with pytest.raises(sd.CrossCheckError):
+        sd.derive(f, wrt="x", shapes=_SQUARE).check(**inputs)
