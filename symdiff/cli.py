@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, help="float16, bfloat16, float32 or float64")
     p.add_argument("--device", default=None, help="cpu, gpu, cuda or cuda:N")
     p.add_argument("--no-simplify", action="store_true", help="print the derivative unsimplified")
+    p.add_argument(
+        "--shape", action="append", default=[], metavar="NAME=DIMS",
+        help="declare an array symbol, e.g. --shape x=n --shape A=n,n (matrix values: --at A='1,2;3,4')",
+    )
     return p
 
 
@@ -51,11 +55,31 @@ def _parse_at(items: list[str]) -> dict[str, np.ndarray]:
         if not sep or not name:
             raise SymdiffError(f"--at expects NAME=VALUES such as a=2,3; got {item!r}")
         try:
-            numbers = [float(v) for v in text.split(",")]
+            rows = [[float(v) for v in row.split(",")] for row in text.split(";")]
         except ValueError:
-            raise SymdiffError(f"--at {item!r}: values must be comma-separated numbers") from None
+            raise SymdiffError(f"--at {item!r}: values must be comma-separated numbers (rows separated by ';')") from None
+        if len(rows) > 1:  # a matrix, row by row
+            if len({len(r) for r in rows}) != 1:
+                raise SymdiffError(f"--at {item!r}: every row of a matrix needs the same number of values")
+            values[name] = np.asarray(rows)
+            continue
+        numbers = rows[0]
         values[name] = np.asarray(numbers[0] if len(numbers) == 1 else numbers)
     return values
+
+
+def _parse_shapes(items: list[str]) -> dict | None:
+    """``--shape x=n --shape A=n,n`` -> the ``shapes=`` dict of derive (None when there is none)."""
+    if not items:
+        return None
+    shapes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise SymdiffError(f"--shape expects NAME=DIMS such as x=n or A=n,n; got {item!r}")
+        dims = [d.strip() for d in text.split(",") if d.strip()]
+        shapes[name.strip()] = tuple(int(d) if d.isdigit() else d for d in dims)
+    return shapes
 
 
 def _format(value) -> str:
@@ -69,6 +93,11 @@ def _format(value) -> str:
 def _labelled_values(d, inputs):
     """(label, value) per distinct derivative entry; order 1 sums over broadcasting as d(...) does."""
     p = d._program
+    if hasattr(p, "combos"):  # array derivative: one block per wrt combination
+        _, entries = d._compute((), inputs)
+        for combo, value in zip(p.combos, entries):
+            yield d._label(0, combo), value
+        return
     if p.order == 1:
         rows = d.__class__.__call__(d, **inputs)
         rows = rows if p.captured.vector else (rows,)
@@ -90,7 +119,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         wrt = args.wrt[0] if args.wrt and len(args.wrt) == 1 else args.wrt
         d = derive(args.expression, wrt, order=args.order, simplify=not args.no_simplify,
-                   dtype=args.dtype, device=args.device)
+                   dtype=args.dtype, device=args.device, shapes=_parse_shapes(args.shape))
         print(d.latex() if args.latex else d)
         if args.source:
             print(d.source, end="")

@@ -309,3 +309,17 @@ def test_save_load_any_size(regression, tmp_path):
     bad.write_bytes(path.read_bytes()[:200])
     with pytest.raises(sd.SymdiffError):
         sd.load(bad)
+
+
+def test_cli_shapes(capsys):
+    from symdiff.cli import run
+
+    assert run(["x @ A @ x", "--wrt", "x", "--shape", "x=n", "--shape", "A=n,n",
+                "--at", "x=1,2", "--at", "A=1,2;3,4", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "d/dx = A @ x + A.T @ x" in out
+    assert "d/dx = [12. 21.]" in out  # (A + A.T) @ x
+    assert "cross-check passed" in out
+    assert run(["x @ A", "--at", "x=1"]) == 2  # no --shape: '@' is not part of the scalar language
+    assert run(["A @ x", "--shape", "A=n,n", "--shape", "x=m"]) == 2
+    assert "ShapeError" in capsys.readouterr().err
