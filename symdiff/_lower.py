@@ -27,6 +27,7 @@ import sympy
 from . import _kernels as fast_jnp
 from ._errors import LoweringError
 from ._functions import cbrt, relu, sigmoid, softplus
+from ._reroll import reroll
 
 __all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function",
            "repeats_shared_work"]
@@ -549,7 +550,11 @@ def build_kernel(
     """
     names = _python_names(args)
     writer = _Writer(dict(zip(args, names)))
-    roots = list(values) + list(entries)
+    roots, rerolled = reroll(list(values) + list(entries), args, _template_kernel)  # alike terms of large sums
+    for r in rerolled:  # computed first, each by one vectorised call (symdiff._reroll)
+        writer.memo[r.symbol] = _Code(r.name, _ATOM)
+        writer.lines += [f"    # {r.name}: the sum of {r.members} terms {str(r.template)[:120]}",
+                         f"    {r.name} = {r.name}_sum({', '.join(names)})"]
     writer.count_uses(roots)
     header = [
         f"def {function_name}({', '.join(names)}):",
@@ -559,13 +564,13 @@ def build_kernel(
         f"    _dtype = jnp.result_type({', '.join(names)})",
     ]
     used = set(names)
-    value_codes = [writer.lower(v) for v in values]
+    value_codes = [writer.lower(v) for v in roots[: len(values)]]
     guarded = {o for o in set(entry_outputs) if is_partial(values[o])}
     for o in guarded:
         if value_codes[o].prec != _ATOM:
             value_codes[o] = writer.local(value_codes[o], f"_value{o}")
     entry_codes = []
-    for i, e in enumerate(entries):
+    for i, e in enumerate(roots[len(values):]):
         code = writer.lower(e)
         name = entry_names[i] if i < len(entry_names) else None
         if name and name.isidentifier() and name not in used and not keyword.iskeyword(name) and code.prec != _ATOM:
@@ -593,8 +598,14 @@ def build_kernel(
     body = writer.lines + [f"    return {tup([full(c) for c in value_codes])}, {returned}"]
     source = "\n".join(header + body) + "\n"
     namespace = dict(_NAMESPACE)
+    namespace.update((r.name + "_sum", r) for r in rerolled)
     exec(compile(source, f"<symdiff {function_name}>", "exec"), namespace)  # our generated code, never user text
     return Kernel(namespace[function_name], source, tuple(names), frozenset(guarded))
+
+
+def _template_kernel(slots: Sequence[sympy.Symbol], template: sympy.Expr) -> Kernel:
+    """A rerolled sum's template as a kernel of its slots (its one entry is the term)."""
+    return build_kernel(slots, (), [template], ["term"], function_name="template")
 
 
 def full(value, shape, dtype):
