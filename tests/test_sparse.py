@@ -327,3 +327,17 @@ def test_index_errors_at_the_call_are_shape_errors():
         sd.derive("x[3]", wrt="x", shapes={"x": 3})
     with pytest.raises(sd.ParseError, match="integer constants"):
         sd.derive("x[a]", wrt="x", shapes=X)
+
+
+def test_large_scale_example_runs_in_quick_mode(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "large_scale.py"
+    spec = importlib.util.spec_from_file_location("large_scale_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(["--quick", "--problem", "broyden", "--method", "trust-constr"]) == 0
+    out = capsys.readouterr().out
+    assert "closed-form gradient" in out and "pad(" in out and "converged" in out
+    assert "9,994 stored entries" in out  # Broyden's pentadiagonal Hessian: 5n - 6 at n = 2000
