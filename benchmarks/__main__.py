@@ -16,11 +16,21 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FAMILIES = ("vjp", "kth", "hessian", "symbolic", "training", "kernels")
+FAMILIES = ("vjp", "kth", "hessian", "symbolic", "training", "kernels", "arrays")
+FAMILIES += ("sparse",)  # issue 12: sparse Hessians and Hessian-vector products
 
 
 def _run_family(name: str, mode: str):
-    from . import _hessian, _kernels, _kth, _symbolic, _training, _vjp
+    if name == "sparse":
+        from . import _sparse
+
+        sizes = {"smoke": _sparse.SMOKE, "quick": _sparse.QUICK}.get(mode, _sparse.SIZES)
+        return _sparse.run(quick=mode != "full", sizes=sizes, repeat=3 if mode == "smoke" else None)
+    from . import _arrays, _hessian, _kernels, _kth, _symbolic, _training, _vjp
+
+    if name == "arrays":  # issue 11: matrix calculus
+        return _arrays.run(quick=mode != "full", sizes=_arrays.SMOKE if mode == "smoke" else None,
+                           repeat=3 if mode == "smoke" else None)
 
     if mode == "smoke":
         if name == "vjp":
@@ -108,6 +118,14 @@ def targets_table(sections: dict) -> list[str]:
             size = f"{big.get('ops')} ops" if big["kind"] == "wide" else f"depth {big['size']}"
             rows.append((f"symbolic: no RecursionError, {big['kind']} expression, {size}",
                          big.get("error") or f"ok (derive {big.get('derive', 0):.1f} s)", not big.get("error")))
+    if sections.get("arrays") is not None:
+        from . import _arrays
+
+        rows += _arrays.targets(sections["arrays"])
+    if sections.get("sparse") is not None:
+        from . import _sparse
+
+        rows += _sparse.targets(sections["sparse"])
     s = sections.get("training")
     if s is not None:
         f = s.summary["fit"]

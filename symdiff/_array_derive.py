@@ -362,6 +362,7 @@ class ArrayProgram:
         outputs = [(expr, self.out_shape)] + [(e, self.entry_shape(c)) for c, e in zip(self.combos, self.entries)]
         self.source, self.kernel = lower_arrays(outputs, self.args, name="derivative")
         self._jitted = jax.jit(self.kernel)
+        self._jitted_entries = jax.jit(lambda *xs: self.kernel(*xs)[1:])  # XLA drops the unused value
         _cache.count("symbolic")
 
     def entry_shape(self, combo) -> tuple:
@@ -376,8 +377,9 @@ class ArrayProgram:
             levels.update(zip(keys, simplify_arrays(raw, share)))
         return [levels[c] for c in self.combos]
 
-    def run(self, *xs):
-        return self._jitted(*xs)
+    def run(self, *xs, value: bool = True):
+        """``(value, *entries)``; without ``value``, ``(None, *entries)`` and the value is not computed."""
+        return self._jitted(*xs) if value else (None,) + tuple(self._jitted_entries(*xs))
 
 
 def _program_key(expr, wrt, order, budget):
@@ -500,13 +502,14 @@ class ArrayDerivative(Derivative):
         dtype = self._dtype or infer_float_dtype([r for r in raw if not isinstance(r, (int, float, list, tuple))])
         return arrays, dtype
 
-    def _compute(self, args, kwargs):
+    def _compute(self, args, kwargs, value: bool = True):
         arrays, dtype = self._validated(args, kwargs)
         with x64_scope(dtype):
-            placed = [jnp.asarray(a, dtype=dtype) for a in arrays]
+            placed = [a if isinstance(a, jax.Array) and a.dtype == dtype else jnp.asarray(a, dtype=dtype)
+                      for a in arrays]
             if self._device is not None:
                 placed = jax.device_put(placed, self._device)
-            out = self._program.run(*placed)
+            out = self._program.run(*placed, value=value)
         return out[0], list(out[1:])
 
     def _structure(self, entries):
@@ -517,7 +520,7 @@ class ArrayDerivative(Derivative):
 
     def __call__(self, *args, **kwargs):
         """Evaluate the derivative: JAX's shapes (gradient: the ``wrt``'s shape; Jacobian ``S + T``)."""
-        return self._structure(self._compute(args, kwargs)[1])
+        return self._structure(self._compute(args, kwargs, value=False)[1])
 
     def value_and_grad(self, *args, **kwargs):
         """``(value, derivative)`` from one compiled call."""

@@ -168,6 +168,18 @@ class _Writer:
                 return self.code(ca * sympy.Add(*[ir.matmul(t, b) for t in core.args]))
             if isinstance(core, ir.MatMul) and self.uses.get(a, 0) <= 1:  # (P @ Q) @ v = P @ (Q @ v)
                 return self.code(ca * ir.matmul(core.args[0], ir.matmul(core.args[1], b)))
+        # a transposed operand is contracted along its other axis, never copied transposed
+        ta = isinstance(a, ir.Transpose) and ra == 2 and self.uses.get(a, 0) <= 1
+        tb = isinstance(b, ir.Transpose) and rb == 2 and self.uses.get(b, 0) <= 1
+        if ta and rb == 1:  # A.T @ v is v @ A
+            return f"{self.arg(b)} @ {self.arg(a.args[0])}", _OP
+        if tb and ra == 1:  # v @ B.T is B @ v
+            return f"{self.arg(b.args[0])} @ {self.arg(a)}", _OP
+        if ta or tb:
+            spec = ("ji" if ta else "ij") + "," + ("kj" if tb else "jk") + "->ik"
+            left = self.code(a.args[0] if ta else a)[0]
+            right = self.code(b.args[0] if tb else b)[0]
+            return f'jnp.einsum("{spec}", {left}, {right})', _ATOM
         left = self.code(a)
         left_text = left[0] if left[1] == _ATOM or isinstance(a, ir.MatMul) else f"({left[0]})"
         return f"{left_text} @ {self.arg(b)}", _OP

@@ -187,7 +187,7 @@ class LoadedArrayProgram:
         out = exported.call(*[jnp.asarray(x).astype(which) for x in xs])
         return tuple(o.astype(dtype) for o in out)
 
-    def run(self, *xs):
+    def run(self, *xs, value: bool = True):
         return self.kernel(*xs)
 
 
