@@ -265,22 +265,31 @@ def run_budgeted(fn: Callable[..., Iterator[Any]], args: tuple, seconds: float) 
     pool._count("jobs")
     values: list[Any] = []
     try:
-        worker.conn.send((fn, args, max(deadline - time.monotonic(), 0.0)))
+        finished = _collect(worker, (fn, args, max(deadline - time.monotonic(), 0.0)), deadline, values)
+    except BaseException:  # e.g. KeyboardInterrupt in the main thread: the worker may be mid-job
+        pool.kill(worker)
+        raise
+    if finished:
+        pool.release(worker)
+    else:
+        pool.kill(worker)
+    return values
+
+
+def _collect(worker: _Worker, job: tuple, deadline: float, values: list) -> bool:
+    """Send ``job`` and gather its values until it is done (``True``) or the deadline, or the worker fails."""
+    try:
+        worker.conn.send(job)
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError, OSError):
-        pool.kill(worker)  # it may have read part of a frame
-        return values
+        return False  # it may have read part of a frame: not reusable
     while True:
         left = deadline - time.monotonic()
         try:
             if left <= 0 or not worker.conn.poll(left):
-                pool.kill(worker)
-                return values
+                return False
             message = worker.conn.recv()
         except (EOFError, OSError, pickle.UnpicklingError, AttributeError, ImportError, RecursionError):
-            pool.kill(worker)  # it died, or sent what cannot be read back
-            return values
-        if message[0] == "item":
-            values.append(message[1])
-        else:  # "done", or "error": the fallback stands
-            pool.release(worker)
-            return values
+            return False  # it died, or sent what cannot be read back
+        if message[0] != "item":  # "done", or "error": the caller's fallback stands
+            return True
+        values.append(message[1])
