@@ -116,9 +116,8 @@ def _warm_up() -> None:
     from symdiff._simplify import DEFAULT_CHAIN, chain_candidates, expand_products
 
     x, y = sympy.symbols("x y", real=True)
-    sample = sympy.sin(x) ** 2 * y + sympy.cos(x) ** 2 * y + sympy.exp(x) * (1 - sympy.tanh(y) ** 2) / (1 + x**2)
-    list(chain_candidates(sample, DEFAULT_CHAIN))
-    list(expand_products(sample * (x + 1)))
+    list(chain_candidates(sympy.sin(x) ** 2 * y + sympy.cos(x) ** 2 * y, DEFAULT_CHAIN))  # small: imports, not work
+    list(expand_products((x + 1) * (1 - sympy.tanh(y) ** 2)))
 
 
 def zygote_main(control_fd: int) -> None:
