@@ -137,13 +137,14 @@ PRIMITIVES: dict[str, Callable[..., sympy.Basic]] = {
     "copy_p": lambda a: a,
     "reduce_precision": lambda a: a,  # float rounding, not mathematics
     "optimization_barrier": lambda a: a,
+    "is_finite": lambda a: sympy.true,  # real arithmetic has no infinities (constants are folded by JAX)
 }
 
 # Primitives refused outright, even on constants: no closed form, or not deterministic.
 REFUSED: dict[str, str] = {
     "while": "a loop (lax.while_loop / lax.fori_loop)",
     "scan": "a loop (lax.scan / lax.fori_loop)",
-    "stop_gradient": "lax.stop_gradient (a closed-form derivative cannot ignore part of the function)",
+    "stop_gradient": "lax.stop_gradient of an array expression",
     "pure_callback": "a callback into Python",
     "io_callback": "a callback into Python (a side effect)",
     "debug_callback": "a callback into Python (jax.debug.print / callback)",
@@ -153,7 +154,6 @@ REFUSED: dict[str, str] = {
     "threefry2x32": "random numbers",
     "rng_uniform": "random numbers",
     "rng_bit_generator": "random numbers",
-    "is_finite": "jnp.isfinite (no symbolic counterpart for real inputs)",
 }
 
 _CALL_PARAMS = ("jaxpr", "call_jaxpr", "fun_jaxpr")  # where call-like primitives keep their body
@@ -460,9 +460,11 @@ class _Reader:
     """Walks a jaxpr (and the jaxprs of the calls in it) into SymPy values."""
 
     structural = STRUCTURAL  # array primitives: object arrays of SymPy entries here (_jaxpr_arrays: the array IR)
+    reads_stop_gradient = True
 
     def __init__(self, fn_name: str):
         self.fn_name = fn_name
+        self.stopped: list[tuple[sympy.Dummy, str]] = []  # stop_gradient values, held as placeholders
 
     def constant(self, value):
         """A constant of the jaxpr (a literal or a captured array) as a reading value."""
@@ -489,6 +491,8 @@ class _Reader:
     def equation(self, eqn, ins: list, outer: str) -> list:
         prim = eqn.primitive.name
         where = _location(eqn) or outer
+        if prim == "stop_gradient" and self.reads_stop_gradient:
+            return [self.stop_gradient(ins[0], where)]
         if prim in REFUSED or _is_random(prim):
             raise _refuse(prim, REFUSED.get(prim, "random numbers"), where, self.fn_name)
         if prim in _CALLS or _body(eqn)[0] is not None:
@@ -530,6 +534,18 @@ class _Reader:
                     except _Unsupported as exc:
                         raise _refuse(prim, str(exc), where, self.fn_name) from None
         return self.run(body, consts, ins, where)
+
+    def stop_gradient(self, value, where: str):
+        """A placeholder per entry; :func:`_drop_stopped` accepts it only if the outputs do not depend on it."""
+        if not _is_symbolic(value):
+            return value
+
+        def stop(v):
+            dummy = sympy.Dummy("stopped", real=True)
+            self.stopped.append((dummy, v, where))
+            return dummy
+
+        return _elementwise(stop, [value])
 
     def cond(self, eqn, ins: list, where: str) -> list:
         """``lax.cond``/``switch`` on a condition -> ``Piecewise``; ``lax.platform_dependent`` -> its default."""
@@ -611,6 +627,23 @@ def _finish(value) -> sympy.Expr:
     return value
 
 
+def _drop_stopped(entries: list, stopped: list, fn_name: str) -> list:
+    """Remove ``stop_gradient`` placeholders that the outputs do not depend on (they are set to 0).
+
+    ``jax.nn.logsumexp`` and ``softmax`` shift by a ``stop_gradient`` maximum for
+    numerical safety; the value does not depend on the shift, so the closed form is
+    the plain ``log(sum(exp(x)))``. A ``stop_gradient`` that changes the gradient
+    has no closed form: refused.
+    """
+    for dummy, value, where in stopped:
+        for e in entries:
+            if e.has(dummy) and sympy.cancel(sympy.together(sympy.diff(e, dummy))) != 0:
+                raise _refuse("stop_gradient", f"lax.stop_gradient of {sympy.sstr(value)[:60]}, on which the result "
+                              "depends: a closed-form derivative cannot ignore it", where, fn_name)
+        entries = [e.xreplace({dummy: 0}) if e.has(dummy) else e for e in entries]
+    return entries
+
+
 def capture_jax(fn: Callable, names: list[str], symbols: list, fn_name: str, symbolic_error=None) -> JaxCapture:
     """Capture a function written with ``jax.numpy`` from its jaxpr (inputs: float64 scalars).
 
@@ -660,6 +693,7 @@ def capture_jax(fn: Callable, names: list[str], symbols: list, fn_name: str, sym
             entries += [_finish(v) for v in flat]
         except _Unsupported as exc:
             raise CaptureError(f"{fn_name}: {exc} cannot be captured") from None
+    entries = _drop_stopped(entries, reader.stopped, fn_name)
     references = tuple(JaxReference(fn, tuple(names), i) for i in range(len(entries)))
     scalar_output = len(leaves) == 1 and tuple(leaves[0].shape) == ()
     return JaxCapture(entries[0] if scalar_output else entries, references)

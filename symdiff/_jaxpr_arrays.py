@@ -92,6 +92,7 @@ class _ArrayReader(_Reader):
     """Reads a jaxpr with array inputs into the array IR."""
 
     structural: dict = {}  # the object-array bookkeeping of scalar capture does not apply here
+    reads_stop_gradient = False  # no placeholders in the array IR: refused
 
     def __init__(self, fn_name: str, dims: dict):
         super().__init__(fn_name)

@@ -88,6 +88,8 @@ _JAX_FUNCTIONS = {  # name -> (function of x or of (x, y), points of x)
     "clip": (lambda x: jnp.clip(x, -1.0, 1.0) * x, [-1.3, 0.4, 2.5]), "pow": (lambda x, y: x**y, [0.3, 2.0, 5.0]),
     "square": (lambda x: jnp.square(x) + jnp.reciprocal(x) + lax.rsqrt(x), [0.3, 2.0, 5.0]),
     "cond": (lambda x, y: lax.cond(x > y, lambda a, b: a * jnp.sin(b), lambda a, b: a**2 - b, x, y), None),
+    "logsumexp": (lambda x, y: jax.nn.logsumexp(jnp.stack([x, y, 0.5])), None),  # stop_gradient shift dropped
+    "softmax": (lambda x, y: jax.nn.softmax(jnp.stack([x, y]))[0] * jnp.where(jnp.isfinite(x), 1.0, 0.0), None),
     "bool_to_float": (lambda x: (x > 0.5).astype(jnp.float64) * x**3 + (x < 0).astype(int) * x, None),
 }
 
