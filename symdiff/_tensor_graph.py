@@ -23,7 +23,6 @@ it, and :mod:`symdiff._tensor_derivative` prints the closed forms.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -35,13 +34,13 @@ from . import _cache
 from ._compile import sum_to_shape
 from ._derive import Derivative, derive
 from ._errors import ShapeError, SymdiffError
-from ._functions import FUNCTIONS
+from ._tensor_arrays import ArrayGradients, NotAnArray, size_pattern, uses_matrices
 from ._tensor_dtypes import dtype_by_name, x64_mode
-from ._tensor_ops import apply_elementwise, forward_structural, rebuild_index
+from ._tensor_ops import apply_elementwise, forward_structural, is_elementwise, rebuild_index
 from ._tensor_sums import merged_sums
+from ._tensor_sympy import sympy_elementwise, sympy_number
 
-__all__ = ["Plan", "get_plan", "graph_key", "materialize", "backward_call", "cotangent", "merged_sums",
-           "is_elementwise", "sympy_number", "sympy_elementwise"]
+__all__ = ["Plan", "get_plan", "graph_key", "materialize", "backward_call", "cotangent", "merged_sums"]
 
 PLAN_CACHE_SIZE = 256
 class _PlanCache(_cache.LRUCache):
@@ -60,14 +59,6 @@ class _PlanCache(_cache.LRUCache):
 
 _PLANS = _PlanCache("tensor backward plans", PLAN_CACHE_SIZE)
 _SEGMENTS = _cache.LRUCache("tensor segment derivatives", PLAN_CACHE_SIZE)
-
-_ELEMENTWISE_OPS = {"add", "sub", "mul", "div", "pow", "neg", "clamp"}
-
-
-def is_elementwise(op: str) -> bool:
-    """Whether a recorded op is elementwise (part of a SymPy segment) rather than structural."""
-    return op in _ELEMENTWISE_OPS or op.startswith("fn:")
-
 
 # ---------------------------------------------------------------- the structure of a graph
 
@@ -235,49 +226,6 @@ def materialize(t) -> jax.Array:
     return value
 
 
-# ---------------------------------------------------------------- SymPy side
-
-
-def sympy_number(x) -> sympy.Expr:
-    """A Python scalar as SymPy writes it best: ``2.0 -> 2``, ``0.1 -> 1/10``, else a Float."""
-    if isinstance(x, bool):
-        return sympy.Integer(int(x))
-    if isinstance(x, int):
-        return sympy.Integer(x)
-    x = float(x)
-    if not math.isfinite(x):
-        return sympy.Float(x)
-    if x.is_integer() and abs(x) < 2**53:
-        return sympy.Integer(int(x))
-    r = sympy.Rational(x).limit_denominator(1000)
-    return r if float(r) == x else sympy.Float(x)
-
-
-def sympy_elementwise(op: str, params, args: list) -> sympy.Expr:
-    """The SymPy expression of one elementwise op applied to SymPy ``args``."""
-    if op == "add":
-        return args[0] + args[1]
-    if op == "sub":
-        return args[0] - args[1]
-    if op == "mul":
-        return args[0] * args[1]
-    if op == "div":
-        return args[0] / args[1]
-    if op == "pow":
-        return args[0] ** args[1]
-    if op == "neg":
-        return -args[0]
-    if op == "clamp":
-        lo, hi = params
-        out = args[0]
-        if lo is not None:
-            out = sympy.Max(out, sympy_number(lo))
-        if hi is not None:
-            out = sympy.Min(out, sympy_number(hi))
-        return out
-    return FUNCTIONS[op[3:]][0](*args)
-
-
 # ---------------------------------------------------------------- structural ops: forward and VJP rules
 
 
@@ -375,11 +323,20 @@ class Plan:
         self.dtypes = [np.dtype(e[2] if e[0] == "in" else e[4]) for e in key]
         self.needs_grad = [e[3] if e[0] == "in" else True for e in key]
         self.x64 = needs_x64(key)
-        shape_free = tuple(("in", e[3]) if e[0] == "in" else e[:3] for e in key)
-        self.segments, self.derivatives = _SEGMENTS.get_or_create(
-            (shape_free, simplify), lambda: _derive_segments(shape_free, simplify))
+        self.pattern, self.sizes = _array_pattern(key)
+        if self.pattern is None:
+            shape_free = tuple(("in", e[3]) if e[0] == "in" else e[:3] for e in key)
+            self.segments, self.derivatives = _SEGMENTS.get_or_create(
+                (shape_free, simplify), lambda: _derive_segments(shape_free, simplify))
+        else:  # matrix calculus on the whole graph (see symdiff._tensor_arrays)
+            self.segments, self.derivatives = {}, {}
         self.run = jax.jit(self._traced)
         self._zeros = None
+
+    def array_gradients(self, with_cotangent: bool = False) -> ArrayGradients:
+        """The closed-form gradients of the array route (derived once per size pattern)."""
+        return _ARRAYS.get_or_create((self.pattern, with_cotangent),
+                                     lambda: ArrayGradients(self.pattern, with_cotangent))
 
     def forward(self, inputs) -> list:
         """Every node's value from the input values (replays the recorded operations)."""
@@ -394,6 +351,11 @@ class Plan:
         key = self.key
         n = len(key)
         vals = self.forward(inputs)
+        if self.pattern is not None:
+            arrays = self.array_gradients(ct is not None)
+            extra = [] if ct is None else [jnp.broadcast_to(ct, self.shapes[-1]).astype(self.dtypes[-1])]
+            grads = arrays.fn(*inputs, *extra)
+            return vals[-1], tuple(g.astype(self.dtypes[i]) for g, i in zip(grads, self.grad_positions))
         cts: list[Any] = [None] * n
 
         def add(j, g):
@@ -452,6 +414,29 @@ class Plan:
     def fn(self, ct, *inputs) -> tuple:
         """The gradients of the inputs that require grad (in ``grad_positions`` order)."""
         return self.call(ct, list(inputs))[1]
+
+
+_ARRAYS = _cache.LRUCache("tensor array gradients", PLAN_CACHE_SIZE)
+
+
+def _array_pattern(key: tuple) -> tuple[tuple | None, dict]:
+    """The size pattern of a graph that takes the array route, else ``(None, {})``.
+
+    The gradients of ``sum(y)`` are derived here (the common case, a scalar
+    loss); a graph whose operations or derivative rules have no array form
+    keeps the elementwise route, which computes the same numbers.
+    """
+    if not uses_matrices(key):
+        return None, {}
+    pattern, sizes = size_pattern(key)
+
+    def build():
+        try:
+            return ArrayGradients(pattern, False)
+        except (NotAnArray, SymdiffError, NotImplementedError):
+            return None
+
+    return (pattern, sizes) if _ARRAYS.get_or_create((pattern, False), build) is not None else (None, {})
 
 
 def get_plan(key: tuple, simplify=True) -> Plan:

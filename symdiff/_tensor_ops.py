@@ -23,7 +23,12 @@ from ._errors import SymdiffError
 from ._tensor_dtypes import DTYPES, x64_mode
 
 __all__ = ["ELEMENTWISE_IMPL", "apply_elementwise", "forward_structural", "rebuild_index", "compiled",
-           "EAGER_OPS", "cached_zeros"]
+           "EAGER_OPS", "cached_zeros", "is_elementwise"]
+
+def is_elementwise(op: str) -> bool:
+    """Whether a recorded op is elementwise (arithmetic, ``clamp``, ``fn:<name>``) rather than structural."""
+    return op in ELEMENTWISE_IMPL or op.startswith("fn:")
+
 
 # op -> (jnp implementation, whether the result is always floating point)
 ELEMENTWISE_IMPL = {
