@@ -183,30 +183,56 @@ def _two_prod(a, b):
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _atan_unit(t, name):
-    """``arctan(t)`` for ``0 <= t`` (any size) by reduction to ``|t'| <= tan(pi/8)``."""
-    big = t > _TAN_3PI8
-    mid = t > _TAN_PI8
-    u = jnp.where(big, -1.0 / t, jnp.where(mid, (t - 1.0) / (t + 1.0), t))
+def _atan_unit(num, den, name):
+    """``atan(num/den)`` for ``num, den >= 0`` by reduction to ``|u| <= tan(pi/8)``.
+
+    The reduced argument is formed from ``num`` and ``den`` in one division (not from a rounded ratio).
+    """
+    big = num > _TAN_3PI8 * den
+    mid = num > _TAN_PI8 * den
+    u = jnp.where(big, -den, jnp.where(mid, num - den, num)) / jnp.where(big, num, jnp.where(mid, num + den, den))
     hi = jnp.where(big, _PIO2[name][0], jnp.where(mid, _PIO4[name][0], 0.0))
     lo = jnp.where(big, _PIO2[name][1], jnp.where(mid, _PIO4[name][1], 0.0))
     z = u * u
-    return hi + (u + (lo + u * z * _horner(z, _coeffs(t, _ATAN_F32, _ATAN_F64))))
+    return hi + (u + (lo + u * z * _horner(z, _coeffs(num, _ATAN_F32, _ATAN_F64))))
 
 
 def _atan_cpu(x):
-    a = _atan_unit(jnp.abs(x), _name(x))
+    a = _atan_unit(jnp.abs(x), 1.0, _name(x))
     return jnp.where(_tiny(x), x, jnp.where(x < 0, -a, a))
+
+
+def _scaled_up(v):
+    """``v * 2**100`` (float32) / ``v * 2**1000`` (float64) exactly, for ``|v| < 2**-100``, subnormals included.
+
+    XLA's CPU arithmetic treats subnormal operands as zero, so they are read through their bits.
+    """
+    f64 = v.dtype == jnp.float64
+    utype, mant, n, up = (jnp.uint64, 52, 1074, 1000) if f64 else (jnp.uint32, 23, 149, 100)
+    bits = lax.bitcast_convert_type(jnp.abs(v), utype)
+    mantissa = (bits & utype((1 << mant) - 1)).astype(v.dtype) * 2.0 ** (up - n)  # a subnormal, scaled
+    scaled = jnp.where((bits >> utype(mant)) == 0, mantissa, jnp.abs(v) * 2.0**up)
+    return jnp.where(jnp.signbit(v), -scaled, scaled)
 
 
 def _atan2_cpu(y, x):
     name = _name(x)
+    # atan2 is scale-invariant: two tiny arguments (maybe subnormal, which XLA's CPU code flushes) are
+    # scaled up together; the test is on the bits, which flushing does not touch
+    utype = jnp.uint64 if name == "float64" else jnp.uint32
+    bound = lax.bitcast_convert_type(jnp.asarray(2.0**-100, x.dtype), utype)
+    tiny = ((lax.bitcast_convert_type(jnp.abs(x), utype) < bound)
+            & (lax.bitcast_convert_type(jnp.abs(y), utype) < bound))
+    x, y = jnp.where(tiny, _scaled_up(x), x), jnp.where(tiny, _scaled_up(y), y)
     ax, ay = jnp.abs(x), jnp.abs(y)
     swap = ay > ax
-    t = jnp.where(swap, ax / ay, ay / ax)
-    t = jnp.where((ax == 0) & (ay == 0), 0.0, t)  # arctan2(+-0, +-0): 0 or pi
-    t = jnp.where(jnp.isinf(ax) & jnp.isinf(ay), 1.0, t)  # arctan2(+-inf, +-inf): pi/4 or 3pi/4
-    a = _atan_unit(t, name)
+    num, den = jnp.where(swap, ax, ay), jnp.where(swap, ay, ax)  # num <= den
+    zero, both_inf = (ax == 0) & (ay == 0), jnp.isinf(ax) & jnp.isinf(ay)
+    num = jnp.where(zero, 0.0, jnp.where(both_inf, 1.0, num))  # (+-0, +-0): 0 or pi; (+-inf, +-inf): pi/4 ...
+    den = jnp.where(zero | both_inf, 1.0, den)
+    huge = den > (2.0**1020 if name == "float64" else 2.0**124)  # keeps num + den finite
+    num, den = jnp.where(huge, num * 0.25, num), jnp.where(huge, den * 0.25, den)
+    a = _atan_unit(num, den, name)
     a = jnp.where(swap, _PIO2[name][0] - (a - _PIO2[name][1]), a)
     a = jnp.where(jnp.signbit(x), _PI[name][0] - (a - _PI[name][1]), a)
     return jnp.where(jnp.signbit(y), -a, a)

@@ -33,13 +33,19 @@ def _check_accuracy(name, dtype, n, mp_points):
     # (subnormal arguments, which XLA's CPU arithmetic flushes to zero) it is left out of the maxima
     wrong = np.isinf(e_ours) & np.isfinite(e_xla)
     assert not wrong.any(), f"{name} {dtype}: wrong value at {[a[wrong][:5] for a in allargs]}"
+    refs = np.abs(np.concatenate([ref, mref]))
+    subnormal = (refs > 0) & (refs < np.finfo(np.dtype(dtype)).tiny)
     keep = np.isfinite(e_xla)
+    # subnormal results: XLA's CPU arithmetic flushes them; the kernel is nowhere worse than XLA there
+    assert np.all(e_ours[keep & subnormal] <= e_xla[keep & subnormal] + 1), f"{name} {dtype}: subnormal result"
+    keep &= ~subnormal
     worst_ours, worst_xla = e_ours[keep].max(), e_xla[keep].max()
     at = [a[keep][np.argmax(e_ours[keep])] for a in allargs]
     # the contract on the maxima: at most 1 ulp worse than XLA's routine, and within 2 ulp where XLA is
     assert worst_ours <= worst_xla + 1, f"{name} {dtype}: {worst_ours:.2f} ulp vs XLA {worst_xla:.2f}, at {at}"
-    if worst_xla <= 2:
-        assert worst_ours <= 2, f"{name} {dtype}: {worst_ours:.2f} ulp (XLA {worst_xla:.2f}), at {at}"
+    # and, stronger than the contract (XLA's asin and cbrt lose whole numbers near the underflow
+    # threshold), every kernel is within 2 ulp everywhere its result is a normal number
+    assert worst_ours <= 2, f"{name} {dtype}: {worst_ours:.2f} ulp (XLA {worst_xla:.2f}), at {at}"
 
 
 @pytest.mark.parametrize("name,dtype", CASES)
