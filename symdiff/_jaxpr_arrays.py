@@ -13,9 +13,10 @@ primitives map onto the IR:
   ``broadcast_in_dim`` / ``reshape`` / ``squeeze`` / ``expand_dims`` that only
   add or drop unit axes or broadcast -> ``expand`` / ``sum`` over a unit axis /
   ``broadcast_to``; ``dim_as_value`` (``jnp.mean``'s count) -> the size;
-- ``jnp.linalg.inv``, ``det`` and ``slogdet`` calls (recognised by name and by
-  comparing their body with JAX's own) -> ``inv(A)``, ``det(A)``,
-  ``(sign(det(A)), logdet(A))``.
+- ``jnp.linalg.inv``, ``det``, ``slogdet``, ``jnp.trace``, ``jnp.diag`` and
+  ``jnp.diagonal`` calls (recognised by name and by comparing their body with
+  JAX's own) -> ``inv(A)``, ``det(A)``, ``(sign(det(A)), logdet(A))``,
+  ``trace(A)``, ``diag(...)``.
 
 Constant arrays from the enclosing scope have no place in the IR unless all
 their entries are equal (then ``broadcast_to(c, shape)``): pass them as inputs.
@@ -116,6 +117,9 @@ class _ArrayReader(_Reader):
         try:
             if prim == "dim_as_value":
                 return [_dims((eqn.params["dim"],), self.dims)[0]]
+            if prim in _CONDITIONS and any(_is_ir(v) and ir.rank(v) > 0 for v in ins if not isinstance(v, np.ndarray)):
+                raise _Unsupported("jnp.where / a comparison on arrays (the array IR has no elementwise "
+                                   "conditions; relu, abs, max and min work)")
             rule = ARRAY_PRIMITIVES.get(prim)
             if rule is not None and (any(_is_ir(v) for v in ins) or not _concrete(eqn)):
                 return [rule(self, eqn, ins)]
@@ -141,6 +145,9 @@ class _ArrayReader(_Reader):
             if _reference_body(eqn, prim, name, reference) == str(body):
                 return build(ins[0])
         return super().call(eqn, prim, ins, where)
+
+
+_CONDITIONS = {"select_n", "gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "cond"}
 
 
 def _concrete(eqn) -> bool:
@@ -195,6 +202,9 @@ LINALG: dict[tuple[str, str], tuple[Callable, Callable]] = {
     ("jit", "inv"): (jnp.linalg.inv, lambda a: [ir.inv(a)]),
     ("jit", "det"): (jnp.linalg.det, lambda a: [ir.det(a)]),
     ("jit", "slogdet"): (jnp.linalg.slogdet, lambda a: [sympy.sign(ir.det(a)), ir.logdet(a)]),
+    ("jit", "trace"): (jnp.trace, lambda a: [ir.trace(a)]),
+    ("jit", "diagonal"): (jnp.diagonal, lambda a: [ir.diag(a)]),
+    ("jit", "_diag"): (jnp.diag, lambda a: [ir.diag(a)]),
 }
 
 

@@ -257,6 +257,10 @@ _ARRAY_CASES = {  # name -> (function, shapes, wrt, text of the expected closed 
     "einsum": (lambda A, x: jnp.einsum("ij,i,j->", A, x, x) + jnp.einsum("ij,j->", A, x), _SQUARE, "x", ["A"]),
     "dot_transpose": (lambda A, x: jnp.dot(A.T, jax.nn.softplus(x)).sum(), _SQUARE, "x", ["sigmoid(x)"]),
     "vector_valued": (lambda A, x: jnp.tanh(A @ x), _SQUARE, "x", ["A"]),
+    "trace_diag_norm": (lambda A, x: jnp.trace(A @ A) + jnp.diag(A) @ x + jnp.linalg.norm(A @ x), _SQUARE, "A",
+                        ["A.T"]),
+    "outer_relu": (lambda A, x: jnp.sum(jnp.outer(x, x) * A) + jnp.sum(jax.nn.relu(A @ x)), _SQUARE, "x",
+                   ["Heaviside"]),
 }
 
 
@@ -305,6 +309,8 @@ def test_jax_array_refusals():
     weights = np.arange(3.0)
     with pytest.raises(sd.CaptureError, match="constant array"):
         sd.derive(lambda x: jnp.sum(weights * x), shapes={"x": 3})
+    with pytest.raises(sd.CaptureError, match="'gt'.*comparison on arrays"):
+        sd.derive(lambda x: jnp.sum(jnp.where(x > 0, x, 0.0)), shapes={"x": "n"})
 
 
 def test_array_callables_with_sd_functions_keep_their_route():
