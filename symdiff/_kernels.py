@@ -407,6 +407,7 @@ def sincos(x):
 
 @jax.custom_jvp
 def _sincos_jvp(x):
+    x = jnp.asarray(x)
     dtype = x.dtype
     work = dtype if dtype in (jnp.float32, jnp.float64) else jnp.float32
 
