@@ -243,7 +243,7 @@ class _Runner:
         for name in plan.param_names:
             g = entries[self.entry_index[name]]
             if m is not None:
-                g = jnp.where(m, g, 0)
+                g = jnp.where(m.reshape(m.shape + (1,) * (g.ndim - m.ndim)) if g.ndim > m.ndim else m, g, 0)
             g = sum_to_shape(g.astype(acc), jnp.shape(params[name])) / real
             grads[name] = g.astype(params[name].dtype)
         return value, self._to_opt(grads)
@@ -343,7 +343,7 @@ def _runner_for(plan: _Plan, program, opt_key, tx) -> _Runner:
 
 
 def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFAULT_LR, batch_size=None,
-        progress: bool = True, seed: int = 0, devices=None, dtype=None) -> FitResult:
+        progress: bool = True, seed: int = 0, devices=None, dtype=None, shapes=None) -> FitResult:
     """Minimise the mean of an elementwise loss over data rows, compiled end to end.
 
     Args:
@@ -373,6 +373,8 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
             masked rows), the parameters replicated.
         dtype: ``None`` (float64 if a data or parameter array is float64, else
             float32) or a float dtype as in :func:`symdiff.derive`.
+        shapes: array symbols as in :func:`symdiff.derive` (``docs/arrays.md``): a
+            parameter's shape is its whole shape, a data symbol's the shape of one row.
 
     Returns:
         A :class:`FitResult` (``.params``, ``.loss_history``, ``.model``,
@@ -407,11 +409,16 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
         raise InputError(f"seed must be an integer; got {seed!r}")
 
     # ---- the loss and its symbols
-    captured = _capture_cached(loss)  # text is parsed once per process
-    if captured.vector:
-        raise InputError("the loss must be one scalar expression, not a list")
-    expr = captured.outputs[0]
-    symbols = {s.name for s in expr.free_symbols}
+    if shapes is not None:  # arrays (issue 11): the per-row loss is an array expression
+        from ._array_fit import capture_for_fit
+
+        expr, symbols = capture_for_fit(loss, shapes)
+    else:
+        captured = _capture_cached(loss)  # text is parsed once per process
+        if captured.vector:
+            raise InputError("the loss must be one scalar expression, not a list")
+        expr = captured.outputs[0]
+        symbols = {s.name for s in expr.free_symbols}
     for name in list(params) + list(data):
         if not isinstance(name, str):
             raise InputError(f"params and data keys must be symbol names (str); got {name!r}")
@@ -446,7 +453,7 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
         if len(set(lengths.values())) > 1:
             shown = ", ".join(f"{n} has {k}" for n, k in lengths.items())
             raise ShapeError(f"data arrays must all have the same number of rows; {shown}")
-        ndims = {n: a.ndim for n, a in data_arrays.items()}
+        ndims = {n: a.ndim if shapes is None else 1 for n, a in data_arrays.items()}  # arrays: one loss per row
         if len(set(ndims.values())) > 1:
             shown = ", ".join(f"{n}: {a.shape}" for n, a in data_arrays.items())
             raise ShapeError(
@@ -460,7 +467,8 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
     else:
         n_real, data_ndim = 0, 0
     try:
-        np.broadcast_shapes(*(a.shape for a in param_arrays.values()), *(a.shape for a in data_arrays.values()))
+        if shapes is None:  # array symbols combine by their declared shapes, checked after derive
+            np.broadcast_shapes(*(a.shape for a in param_arrays.values()), *(a.shape for a in data_arrays.values()))
     except ValueError:
         shown = ", ".join(f"{n}: {a.shape}" for n, a in {**param_arrays, **data_arrays}.items())
         raise ShapeError(f"parameter and data shapes do not broadcast together ({shown})") from None
@@ -484,8 +492,15 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
     tx, opt_name, opt_key = _make_optimizer(optimizer, lr, dtype)
 
     # ---- symbolic: the closed-form gradient (cached like derive)
-    derivative = derive(expr, wrt=list(param_names), dtype=dtype)
-    program = derivative._program  # the lowered kernel: values and entries, subexpressions shared
+    if shapes is not None:
+        from ._array_fit import check_fit_shapes, fit_program
+
+        derivative = derive(loss, wrt=list(param_names), dtype=dtype, shapes=shapes)
+        check_fit_shapes(derivative, param_arrays, data_arrays)
+        program = fit_program(derivative, data_names)  # the per-row closed forms mapped over the rows
+    else:
+        derivative = derive(expr, wrt=list(param_names), dtype=dtype)
+        program = derivative._program  # the lowered kernel: values and entries, subexpressions shared
     arg_names = tuple(s.name for s in program.args)
 
     # ---- placement
@@ -605,6 +620,14 @@ def fit(loss, params, data=None, *, steps: int = 1000, optimizer="adam", lr=DEFA
             FitWarning,
             stacklevel=2,
         )
+    if shapes is not None:  # the result's elementwise model substitution does not apply to arrays
+        result = FitResult(
+            loss_expr=sympy.S.Zero, params=fitted, loss_history=history.astype(np.dtype(dtype)), loss=final_loss,
+            derivative=derivative, data=data_arrays, data_names=data_names, optimizer_name=opt_name, dtype=dtype,
+            steps_requested=steps, stopped_early=stopped, devices=device_list, data_sharding=data_sharding,
+            placed_data=placed, seconds=time.perf_counter() - started)
+        result.loss_expr, result.model = expr, None
+        return result
     return FitResult(
         loss_expr=expr, params=fitted, loss_history=history.astype(np.dtype(dtype) if dtype.itemsize >= 4
                                                                    else np.float32),

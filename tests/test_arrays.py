@@ -343,3 +343,21 @@ def test_matrix_calculus_example_runs(capsys):
     assert "d^2/dw^2 = 2*(X.T @ X)" in out
     assert "one Newton step = numpy.linalg.lstsq" in out
     assert out.count("cross-check passed") == 1 and "diag(" in out
+
+
+def test_fit_with_array_parameters():
+    rng = _rng(5)
+    X = rng.normal(size=(200, 3))
+    y = np.where(X @ np.array([1.5, -2.0, 0.5]) + rng.normal(size=200) > 0, 1.0, -1.0)
+    r = sd.fit("log(1 + exp(-y * (x @ w)))", {"w": np.zeros(3)}, {"x": X, "y": y},
+               shapes={"x": "n", "w": "n"}, steps=100, optimizer="lbfgs", progress=False)
+    assert str(r.derivative) == "d/dw = -x*y/(exp(y*(x @ w)) + 1)"
+
+    def mean_loss(w):
+        return jnp.mean(jnp.log1p(jnp.exp(-y * (X @ w))))
+
+    g = _jax64(jax.grad(mean_loss), r.params["w"])  # the optimum: zero gradient of the independent loss
+    assert np.abs(g).max() < 1e-5
+    with pytest.raises(sd.ShapeError, match="'w'"):
+        sd.fit("log(1 + exp(-y * (x @ w)))", {"w": np.zeros(4)}, {"x": X, "y": y},
+               shapes={"x": "n", "w": "n"}, steps=2, progress=False)
