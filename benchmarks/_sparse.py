@@ -23,7 +23,7 @@ BROYDEN = ("sum(((3 - 2*x[1:-1])*x[1:-1] - x[:-2] - 2*x[2:] + 1)**2)"
            " + ((3 - 2*x[0])*x[0] - 2*x[1] + 1)**2 + ((3 - 2*x[-1])*x[-1] - x[-2] + 1)**2")
 SIZES = {"dense": 1000, "large": 10**6, "broyden": 10**5, "names": 1000}
 QUICK = {"dense": 1000, "large": 10**5, "broyden": 10**5, "names": 300}
-SMOKE = {"dense": 100, "large": 10**4, "broyden": 10**4, "names": 20}
+SMOKE = {"dense": 100, "large": 10**3, "broyden": 10**3, "names": 12}
 
 
 def _rosen_jnp(x):

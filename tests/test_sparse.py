@@ -277,7 +277,6 @@ def test_chained_problems_match_jax_hessian(text, reference, n):
     h = sd.derive(text, wrt="x", order=2, shapes=X)
     x = np.random.default_rng(16).uniform(-1.5, 1.5, n)
     expected = np.asarray(jax.hessian(reference)(jnp.asarray(x)))
-    np.testing.assert_allclose(np.asarray(h(x=x)), expected, rtol=1e-11, atol=1e-9)
     s = h.sparse(x=x, format="scipy")
     np.testing.assert_allclose(s.toarray(), expected, rtol=1e-11, atol=1e-9)
     stored = {tuple(ij) for ij in np.asarray(h.sparse(x=x).indices).tolist()}
