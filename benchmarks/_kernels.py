@@ -3,7 +3,7 @@
 Per function of the language, float32 and float64, n elements: the code the
 lowering emits for ``f(x)`` (symdiff._lower.FUNCTION_TABLE, which calls
 symdiff._kernels where a kernel pays), ``jax.jit`` of the plain ``jnp`` function,
-numpy/scipy and PyTorch eager, timed round-robin in one process. Then the VJP of
+numpy/scipy and PyTorch eager, timed round-robin in one process (fastest call of the rounds). Then the VJP of
 two transcendental-heavy expressions: ``d.vjp`` vs ``jax.jit(jax.vjp)`` vs PyTorch.
 Every result is checked against numpy before it is timed.
 """
@@ -12,9 +12,11 @@ Every result is checked against numpy before it is timed.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from ._common import Section, check_close, fmt_ratio, fmt_s, interleaved_medians, median_time
+from ._common import Section, block, check_close, fmt_ratio, fmt_s
 
 # name -> (language text with x, jnp expression, numpy/scipy callable name, torch expression, domain)
 FUNCTIONS = {
@@ -99,14 +101,14 @@ def run(quick: bool = False, n: int | None = None, functions=None, dtypes=None, 
     n = n or 10**6
     functions = functions or (QUICK if quick else tuple(FUNCTIONS))
     dtypes = dtypes or ("float32", "float64")
-    rep = repeat or (7 if quick else 15)
+    rep = repeat or (11 if quick else 25)
     sec = Section(
         "6. Elementwise functions on CPU (symdiff's kernels)",
         intro=(f"One function of the language on n = {n:.0e} elements. `symdiff` is the code the lowering "
                "emits (a CPU kernel from `symdiff/_kernels.py` where one is wired in, else XLA's routine); "
                "`XLA` is `jax.jit` of the plain `jnp` function; numpy/scipy; PyTorch eager (1 thread and its "
-               "default, the faster). Ratio = symdiff / the fastest peer (< 1: symdiff faster). Medians of "
-               "round-robin repeats on a shared 2-core machine."),
+               "default threads). Ratio = symdiff / the fastest peer (< 1: symdiff faster). Each time is the "
+               "fastest of round-robin calls (the contenders in turn), on a shared, loaded 2-core machine."),
         columns=["function", "dtype", "symdiff", "XLA", "numpy", "torch", "symdiff / XLA", "symdiff / fastest"],
     )
     rng = np.random.default_rng(0)
@@ -128,12 +130,12 @@ def run(quick: bool = False, n: int | None = None, functions=None, dtypes=None, 
                 rtol = 1e-5 if dtype == "float32" else 1e-12
                 check_close(f"{name} {dtype} (symdiff)", got, ref, rtol)
                 check_close(f"{name} {dtype} (XLA)", peer(*jx), ref, rtol)
-                med = interleaved_medians({"sd": lambda: ours(*jx), "xla": lambda: peer(*jx),
-                                           "np": lambda: nfn(*xs)}, rep)
-            t_torch = None
-            if torch is not None:
-                tx = [torch.from_numpy(x) for x in xs]
-                t_torch = _torch_time(torch, lambda: tfn(*tx), rep)
+                fns = {"sd": lambda: ours(*jx), "xla": lambda: peer(*jx), "np": lambda: nfn(*xs)}
+                if torch is not None:
+                    tx = [torch.from_numpy(x) for x in xs]
+                    fns["torch"] = lambda: tfn(*tx)
+                med = best_times(fns, rep)
+            t_torch = med.get("torch")
             fastest = min(t for t in (med["xla"], med["np"], t_torch) if t)
             sec.add(name, dtype, fmt_s(med["sd"]), fmt_s(med["xla"]), fmt_s(med["np"]),
                     fmt_s(t_torch) if torch else "missing", fmt_ratio(med["sd"], med["xla"]),
@@ -145,14 +147,20 @@ def run(quick: bool = False, n: int | None = None, functions=None, dtypes=None, 
     return sec
 
 
-def _torch_time(torch, fn, rep) -> float:
-    threads = torch.get_num_threads()
-    best = None
-    for t in sorted({threads, 1}, reverse=True):
-        torch.set_num_threads(t)
-        m = median_time(fn, rep)
-        best = m if best is None else min(best, m)
-    torch.set_num_threads(threads)
+def best_times(fns: dict, rounds: int) -> dict[str, float]:
+    """Fastest call per contender over ``rounds`` rounds in which the contenders run in turn.
+
+    On a loaded shared machine the median mostly measures the other jobs (XLA's two threads suffer more
+    than numpy's one); the fastest of interleaved calls is the steadier estimate of what each code costs.
+    """
+    for fn in fns.values():
+        block(fn())
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            block(fn())
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -176,7 +184,7 @@ def _vjp_rows(sec: Section, sd, n: int, dtypes, rep: int, torch) -> None:
                 ref = jj(jv, ja, jb)
                 rtol = 2e-4 if dtype == "float32" else 1e-10
                 check_close(f"VJP {text} {dtype}", list(d.vjp(jv, ja, jb)), list(ref), rtol)
-                med = interleaved_medians({"sd": lambda: d.vjp(jv, ja, jb), "jax": lambda: jj(jv, ja, jb)}, rep)
+                fns = {"sd": lambda: d.vjp(jv, ja, jb), "jax": lambda: jj(jv, ja, jb)}
             t_torch = None
             if torch is not None:
                 tf = _torch_fn(text)
@@ -191,7 +199,10 @@ def _vjp_rows(sec: Section, sd, n: int, dtypes, rep: int, torch) -> None:
                     return ta.grad, tb.grad
 
                 check_close(f"VJP {text} {dtype} (torch)", list(step()), list(ref), rtol)
-                t_torch = _torch_time(torch, step, rep)
+                fns["torch"] = step
+            with jax.enable_x64(dtype == "float64"):
+                med = best_times(fns, rep)
+            t_torch = med.get("torch")
             rows.append([f"`{text}`", dtype, fmt_s(med["sd"]), fmt_s(med["jax"]),
                          fmt_s(t_torch) if torch else "missing", fmt_ratio(med["sd"], med["jax"]),
                          fmt_ratio(med["sd"], t_torch) if torch else "missing"])
