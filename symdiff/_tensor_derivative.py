@@ -345,6 +345,14 @@ class TensorDerivative(Derivative):
     def save(self, path) -> None:
         raise SymdiffError("a tensor computation's derivative cannot be saved; save sd.derive(...) of an expression")
 
+    def sparse(self, *args, **kwargs):
+        raise SymdiffError("sparse() is for sd.derive(...) of an expression; a tensor computation's gradient is "
+                           "dense: call the derivative instead")
+
+    def hvp(self, v, /, *args, **kwargs):
+        raise SymdiffError("hvp() needs a second derivative, which tensors do not record (create_graph is not "
+                           "supported): use sd.derive(expr, order=2) or sd.derive(expr, shapes=...).hvp")
+
     def check(self, *args, rtol=None, atol=None, **kwargs):
         """Compare the gradients with ``jax.vjp`` of the replayed computation; raises on disagreement."""
         from ._errors import CrossCheckError

@@ -43,6 +43,8 @@ def test_least_squares_prints_a_matrix_formula_and_backward_matches_jax(dtype):
     w1 = np.array([1.0, 2.0, -1.0], npdt)
     np.testing.assert_allclose(np.asarray(d(w=w1)[0]), 2 * Xv.T @ (Xv @ w1 - yv) / 100, **tol)
     assert d.check().ok
+    with pytest.raises(sd.SymdiffError, match="dense"):
+        d.sparse()
 
 
 def _jax_mlp_loss(W1, b1, W2, b2, X, Y):
