@@ -8,6 +8,9 @@ that stand for the graph's inputs and for the outputs of structural nodes.
 ``backward`` walks the segments in reverse: each elementwise segment uses
 ``sd.derive`` of ``g * expr`` (``g``: the incoming cotangent), i.e. its closed
 form, compiled; structural nodes use small hand-written ``jax.numpy`` rules.
+A graph with a matrix product takes the *array route* instead
+(:mod:`symdiff._tensor_arrays`): the whole computation is one array
+expression, its gradients are matrix closed forms lowered to ``jax.numpy``.
 
 Everything symbolic is keyed on the graph's *structure*, never on values or
 object identity: nodes are numbered by their position in a depth-first walk,
@@ -43,6 +46,8 @@ from ._tensor_sympy import sympy_elementwise, sympy_number
 __all__ = ["Plan", "get_plan", "graph_key", "materialize", "backward_call", "cotangent", "merged_sums"]
 
 PLAN_CACHE_SIZE = 256
+
+
 class _PlanCache(_cache.LRUCache):
     """The plans' LRU cache, with a lookup for the hot path (no lock, no factory; ``None`` on a miss)."""
 
