@@ -353,19 +353,13 @@ class _Plan:
         self.values_by_colors: dict[int, Callable] = {}
         self.patterns: dict = {}
 
-    def values(self, n_colors: int) -> Callable:
-        """``(colors, flat, *xs) -> stored values``: the product at ``n_colors`` 0/1 directions, one gather."""
-        fn = self.values_by_colors.get(n_colors)
+    def values(self, pattern: _Pattern) -> Callable:
+        """``(colors, flat, *xs) -> stored values``: the product at ``n_colors`` 0/1 directions, then a gather."""
+        key = pattern.n_colors
+        fn = self.values_by_colors.get(key)
         if fn is None:
-            product, position = self._product, self.x_position
-
-            def values(colors, flat, *xs):
-                seeds = (colors[None, :] == jnp.arange(n_colors, dtype=colors.dtype)[:, None])
-                directions = seeds.astype(xs[position].dtype).reshape((n_colors,) + xs[position].shape)
-                products = jax.vmap(lambda s: product(s, *xs))(directions)
-                return products.reshape(-1)[flat]
-
-            fn = self.values_by_colors[n_colors] = jax.jit(_counting(values))
+            fn = self.values_by_colors[key] = jax.jit(_counting(_values_function(self._product, self.x_position,
+                                                                                   pattern)))
         return fn
 
     def pattern(self, dims: dict) -> _Pattern:
@@ -394,6 +388,19 @@ class _Plan:
         return _Pattern((n_rows, n_cols), np.stack([rows, cols], axis=1).astype(index_dtype),
                         indptr.astype(index_dtype), n_colors, (colors.astype(index_dtype), flat.astype(index_dtype)),
                         {})
+
+
+def _values_function(product: Callable, position: int, pattern: _Pattern) -> Callable:
+    k_colors = pattern.n_colors
+
+    def products(colors, xs):
+        x = xs[position]
+        return [product((colors == k).astype(x.dtype).reshape(x.shape), *xs).reshape(-1) for k in range(k_colors)]
+
+    def gathered(colors, flat, *xs):
+        return jnp.concatenate(products(colors, xs))[flat]
+
+    return gathered
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # program -> {kind: _Plan}
@@ -453,7 +460,7 @@ def sparse_arrays(d, args: tuple, kwargs: dict, format: str):
         on_device = pattern.device_args.get(device)
         if on_device is None:
             on_device = pattern.device_args[device] = tuple(jax.device_put(a, device) for a in pattern.host)
-        data = plan.values(pattern.n_colors)(*on_device, *placed)
+        data = plan.values(pattern)(*on_device, *placed)
         if format == "bcoo":
             from jax.experimental import sparse as jsparse
 
