@@ -175,6 +175,8 @@ def _vjp(node: ArrayOp, g: sympy.Expr) -> list:
         return [ir.reduce_sum(g, int(node.args[1])) if rank(g) == rank(node) else g]
     if isinstance(node, ir.BroadcastTo):
         return [unbroadcast(g, shape_of(node.args[0]))]
+    if isinstance(node, ir.Reshape):
+        return [ir.reshape(_full(g, shape_of(node)), shape_of(node.args[0]))]
     if isinstance(node, ir.Outer):
         a, b = node.args
         g = _full(g, shape_of(node))
@@ -291,6 +293,8 @@ def _tangent_scalar_rule(node, x, memo):
         return ir.expand(ta, int(node.args[1])) if rank(ta) == rank(a) else ta
     if isinstance(node, ir.BroadcastTo):
         return ir.broadcast_to(ta, shape_of(node)) if rank(ta) else ta
+    if isinstance(node, ir.Reshape):
+        return ir.reshape(_full(ta, shape_of(a)), shape_of(node))
     ta_full = _full(ta, shape_of(a))
     if isinstance(node, ir.Trace):
         return ir.trace(ta_full)

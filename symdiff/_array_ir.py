@@ -44,9 +44,9 @@ from ._errors import ShapeError
 
 __all__ = [
     "Dim", "ArraySymbol", "ArrayOp", "MatMul", "Transpose", "ReduceSum", "Expand", "BroadcastTo", "Identity",
-    "Outer", "Trace", "Det", "LogDet", "Inv", "Diag", "DiagPart", "Norm", "LogSumExp", "Softmax",
+    "Outer", "Trace", "Det", "LogDet", "Reshape", "Inv", "Diag", "DiagPart", "Norm", "LogSumExp", "Softmax",
     "shape_of", "rank", "broadcast_shapes", "is_elementwise", "format_shape",
-    "rebuild", "matmul", "transpose", "reduce_sum", "mean", "expand", "broadcast_to", "identity", "outer", "trace", "det",
+    "rebuild", "matmul", "transpose", "reshape", "reduce_sum", "mean", "expand", "broadcast_to", "identity", "outer", "trace", "det",
     "logdet", "inv", "diag", "norm", "logsumexp", "softmax", "dot", "elementwise",
 ]
 
@@ -290,6 +290,22 @@ class BroadcastTo(ArrayOp):
         if self.args[0] == 1:
             return r"\mathbf{1}"
         return rf"{printer._print(self.args[0])} \mathbf{{1}}"
+
+
+class Reshape(ArrayOp):
+    """``reshape(a, shape)``: the entries of ``a`` in row-major order, in a new shape (a Tuple of dims)."""
+
+    precedence = PRECEDENCE["Func"]
+
+    def _shape(self):
+        return tuple(_dim(d) for d in self.args[1])
+
+    def _sympystr(self, printer):
+        shape = ", ".join(printer.doprint(d) for d in self.args[1])
+        return f"reshape({printer.doprint(self.args[0])}, ({shape}{',' if len(self.args[1]) == 1 else ''}))"
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
 
 
 class Identity(ArrayOp):
@@ -685,6 +701,26 @@ def broadcast_to(a: sympy.Expr, shape: Shape) -> sympy.Expr:
     if rank(a) == 0 and a != 1:
         return a * BroadcastTo(1, sympy.Tuple(*shape))
     return BroadcastTo(a, sympy.Tuple(*shape))
+
+
+def reshape(a: sympy.Expr, shape) -> sympy.Expr:
+    """``a.reshape(shape)`` (row-major, as NumPy); sizes must agree when both are known.
+
+    Symbolic sizes are compared as products (``(n, m)`` -> ``(n*m,)`` is fine).
+    """
+    shape = tuple(_dim(d) if not isinstance(d, sympy.Expr) or d.is_Integer or isinstance(d, sympy.Symbol) else d
+                  for d in shape)
+    old = shape_of(a)
+    if sympy.Mul(*old) != sympy.Mul(*shape):
+        raise ShapeError(f"reshape: cannot reshape {format_shape(old)} ({sympy.Mul(*old)} entries) into "
+                         f"{format_shape(shape)} ({sympy.Mul(*shape)} entries)")
+    if tuple(old) == shape:
+        return a
+    if isinstance(a, Reshape):
+        a = a.args[0]
+        if shape_of(a) == shape:
+            return a
+    return Reshape(a, sympy.Tuple(*shape))
 
 
 def identity(n) -> Identity:

@@ -146,7 +146,7 @@ class _Writer:
         return text, (_ATOM if text.endswith(")") and not text.startswith("1 /") else _OP)
 
     def dims(self, shape) -> str:
-        items = [self.names[d] if isinstance(d, ir.Dim) else str(d) for d in shape]
+        items = [str(d) if isinstance(d, int) else self.code(d)[0] for d in shape]
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
     def render_matmul(self, a, b) -> tuple[str, int]:
@@ -203,6 +203,8 @@ class _Writer:
             if args[0] == 1:
                 return f"jnp.ones({shape}, dtype)", _ATOM
             return f"jnp.broadcast_to({self.code(args[0])[0]}, {shape})", _ATOM
+        if isinstance(node, ir.Reshape):
+            return f"jnp.reshape({self.code(args[0])[0]}, {self.dims(shape_of(node))})", _ATOM
         if isinstance(node, ir.Identity):
             return f"jnp.eye({self.dims(shape_of(node))[1:].split(',')[0]}, dtype=dtype)", _ATOM
         if isinstance(node, ir.Outer):

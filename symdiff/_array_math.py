@@ -103,6 +103,10 @@ class ArrayValue:
     def mean(self, axis=None):
         return ArrayValue(ir.mean(self.expr, axis))
 
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return ArrayValue(ir.reshape(self.expr, shape))
+
     def __symdiff_expr__(self):
         return self.expr
 

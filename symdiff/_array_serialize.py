@@ -36,7 +36,7 @@ _HEADS: dict[str, type] = {cls.__name__: cls for cls in FUNCTION_TABLE}
 _HEADS.update({cls.__name__: cls for cls in (sympy.Add, sympy.Mul, sympy.Pow, sympy.Min, sympy.Max)})
 _HEADS.update({cls.__name__: cls for cls in (
     ir.MatMul, ir.Transpose, ir.ReduceSum, ir.Expand, ir.BroadcastTo, ir.Identity, ir.Outer, ir.Trace, ir.Det,
-    ir.LogDet, ir.Inv, ir.Diag, ir.DiagPart, ir.Norm, ir.LogSumExp, ir.Softmax, Jac)})
+    ir.LogDet, ir.Reshape, ir.Inv, ir.Diag, ir.DiagPart, ir.Norm, ir.LogSumExp, ir.Softmax, Jac)})
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
 
 

@@ -361,3 +361,36 @@ def test_fit_with_array_parameters():
     with pytest.raises(sd.ShapeError, match="'w'"):
         sd.fit("log(1 + exp(-y * (x @ w)))", {"w": np.zeros(4)}, {"x": X, "y": y},
                shapes={"x": "n", "w": "n"}, steps=2, progress=False)
+
+
+def test_reshape_jacobians_and_blocks():
+    shapes = {"W": ("m", "n"), "x": "n", "b": "m", "X": ("n", "k")}
+    rng = _rng(9)
+    W, x, b, X = rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=4), rng.normal(size=(3, 2))
+    # Jacobians of a vector output: a matrix formula wrt vectors, jacobian(...) wrt the matrix (rank 3)
+    j = sd.derive("tanh(W @ x + b)", wrt=["x", "b", "W"], shapes=shapes)
+    assert str(j).splitlines()[0] == "d/dx = diag(1 - tanh(b + W @ x)**2) @ W"
+    assert "jacobian(" in str(j).splitlines()[2]
+
+    def f(W, x, b):
+        return jnp.tanh(W @ x + b)
+
+    got = j(W=W, x=x, b=b)
+    with jax.enable_x64(True):
+        want = jax.jacobian(f, (1, 2, 0))(*(jnp.asarray(a) for a in (W, x, b)))
+    for g_, w_ in zip(got, want):
+        _close(g_, w_)
+    # Hessian blocks of several wrt, and reshape (callable), against jax.hessian
+    h = sd.derive(lambda x, X: sd.sum(sd.exp(X.T @ x)) + (X.reshape(6) ** 2).sum() * x.sum(),
+                  wrt=["x", "X"], order=2, shapes={"x": 3, "X": (3, 2)})
+
+    def g(x, X):
+        return jnp.sum(jnp.exp(X.T @ x)) + jnp.sum(X.reshape(6) ** 2) * jnp.sum(x)
+
+    with jax.enable_x64(True):
+        want = jax.hessian(g, (0, 1))(jnp.asarray(x), jnp.asarray(X))
+    got = h(x=x, X=X)
+    for i in range(2):
+        for k in range(2):
+            _close(got[i][k], want[i][k])
+    assert h.check(x=x, X=X).ok
