@@ -20,9 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 from jax import export
+from sympy.core.symbol import Str
 
 from . import _array_ir as ir
 from ._array_diff import Jac
+from ._array_index import Embed, Index, spec_items, spec_text
 from ._deep import call_deep
 from ._errors import SymdiffError
 from ._lower import FUNCTION_TABLE
@@ -36,7 +38,7 @@ _HEADS: dict[str, type] = {cls.__name__: cls for cls in FUNCTION_TABLE}
 _HEADS.update({cls.__name__: cls for cls in (sympy.Add, sympy.Mul, sympy.Pow, sympy.Min, sympy.Max)})
 _HEADS.update({cls.__name__: cls for cls in (
     ir.MatMul, ir.Transpose, ir.ReduceSum, ir.Expand, ir.BroadcastTo, ir.Identity, ir.Outer, ir.Trace, ir.Det,
-    ir.LogDet, ir.Reshape, ir.Inv, ir.Diag, ir.DiagPart, ir.Norm, ir.LogSumExp, ir.Softmax, Jac)})
+    ir.LogDet, ir.Reshape, ir.Inv, ir.Diag, ir.DiagPart, ir.Norm, ir.LogSumExp, ir.Softmax, Jac, Index, Embed)})
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
 
 
@@ -53,6 +55,8 @@ def _to_tree(expr) -> Any:
         return ["sym", expr.name]
     if isinstance(expr, sympy.Tuple):
         return ["tuple"] + [_to_tree(a) for a in expr.args]
+    if isinstance(expr, Str):  # an index's spec text, "1:" (symdiff._array_index)
+        return ["str", expr.name]
     if expr.is_Integer:
         return ["int", str(expr)]
     if expr.is_Rational:
@@ -78,6 +82,8 @@ def _from_tree(tree: Any):
         return sympy.Symbol(str(tree[1]), real=True)
     if tag == "tuple":
         return sympy.Tuple(*[_from_tree(t) for t in tree[1:]])
+    if tag == "str":
+        return Str(spec_text(spec_items(str(tree[1]))))  # re-read as integers and slices only
     if tag == "int":
         return sympy.Integer(int(tree[1]))
     if tag == "rat":

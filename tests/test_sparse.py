@@ -340,3 +340,12 @@ def test_large_scale_example_runs_in_quick_mode(capsys):
     out = capsys.readouterr().out
     assert "closed-form gradient" in out and "pad(" in out and "converged" in out
     assert "9,994 stored entries" in out  # Broyden's pentadiagonal Hessian: 5n - 6 at n = 2000
+
+
+def test_indexed_derivative_saves_loads_and_cross_checks(tmp_path):
+    g = sd.derive(ROSEN, wrt="x", shapes=X)
+    x = np.random.default_rng(21).uniform(-1.5, 1.5, 6)
+    assert g.check(x=x).ok
+    g.save(tmp_path / "rosen.sdz")
+    loaded = sd.load(tmp_path / "rosen.sdz")
+    np.testing.assert_allclose(np.asarray(loaded(x=x)), scipy.optimize.rosen_der(x), rtol=1e-6)
