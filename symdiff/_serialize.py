@@ -70,7 +70,11 @@ def _from_tree(tree: Any) -> sympy.Basic:
         return sympy.Float(str(tree[1]), precision=int(tree[2]))
     if tag == "const":
         return _CONSTANTS[tree[1]]
-    return _HEADS[tag](*(_from_tree(t) for t in tree[1:]))
+    head, args = _HEADS[tag], [_from_tree(t) for t in tree[1:]]
+    if head is sympy.functions.elementary.piecewise.ExprCondPair:
+        return head(*args)
+    # Rebuilt as stored, not re-evaluated: evaluating a stored gamma(10**100) would never finish.
+    return head(*args, evaluate=False)
 
 
 def _exported(kernel: Kernel, n_args: int, dtype) -> bytes:
