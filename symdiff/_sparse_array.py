@@ -36,7 +36,7 @@ import numpy as np
 import sympy
 
 from . import _array_ir as ir
-from ._array_diff import _tangent_scalar, derivative
+from ._array_diff import _tangent_scalar, _Unsupported, derivative
 from ._array_index import Embed, Index, index_map
 from ._array_ir import ArrayOp, ArraySymbol, Dim, shape_of
 from ._array_lower import lower_arrays
@@ -63,7 +63,11 @@ def directional(y: sympy.Expr, x: ArraySymbol, v: ArraySymbol) -> sympy.Expr:
     """
     t = sympy.Dummy("t", real=True)
     moved = y.xreplace({x: x + t * v})
-    tangent = _tangent_scalar(moved, t, {})
+    try:
+        tangent = _tangent_scalar(moved, t, {})
+    except _Unsupported as exc:
+        raise SymdiffError(f"no directional-derivative rule for {exc} in {sympy.sstr(y)[:120]}: d.sparse and d.hvp "
+                           "need one; use d(...) for the dense result") from None
     return sympy.S.Zero if tangent is None else tangent.xreplace({t: sympy.S.Zero})
 
 
