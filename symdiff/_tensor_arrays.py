@@ -2,7 +2,7 @@
 
 A recorded graph whose operations all have an array counterpart (elementwise
 math with broadcasting, ``@``, ``sum``/``mean`` with or without ``dim``,
-2-D transposes, broadcasts, reshapes that only add or drop unit axes, casts)
+2-D transposes, broadcasts, reshapes, casts)
 becomes one expression of :mod:`symdiff._array_ir`, differentiated by
 :func:`symdiff._array_diff.gradient` and lowered to ``jax.numpy`` matrix code
 by :func:`symdiff._array_lower.lower_arrays`. So the least-squares loss
@@ -10,8 +10,8 @@ by :func:`symdiff._array_lower.lower_arrays`. So the least-squares loss
 rows), not a product with a ``matmul(X, 1)`` pseudo-function.
 
 Graphs use this route when they hold a matrix product (or a 2-D transpose)
-and nothing without an array counterpart (indexing, batched ``@``, general
-reshapes); others keep the elementwise segments of :mod:`symdiff._tensor_graph`.
+and nothing without an array counterpart (indexing, batched ``@``, permutations
+of more than two axes); others keep the elementwise segments of :mod:`symdiff._tensor_graph`.
 
 Sizes are symbolic while deriving: every distinct size other than 1 becomes a
 :class:`~symdiff._array_ir.Dim`, numbered in order of first appearance, so one
@@ -60,10 +60,15 @@ def size_pattern(key: tuple) -> tuple[tuple, dict]:
     Returns ``(pattern, sizes)``: ``sizes[k]`` is the size that label ``k``
     stands for. Two graphs of one structure whose sizes differ but are equal
     where the other's are (and 1 where the other's are) share a pattern.
+    A graph with a reshape that merges or splits axes keeps its sizes (its
+    closed forms are derived per shape): a label cannot say that 15 is 5*3.
     """
     labels: dict[int, int] = {}
+    concrete = any(e[0] == "reshape" and not _unit_only(_shape_at(key, e[2][0][1]), e[1][0]) for e in key)
 
     def dims(shape):
+        if concrete:
+            return tuple(int(s) for s in shape)
         out = []
         for s in shape:
             if s == 1:
@@ -84,8 +89,17 @@ def size_pattern(key: tuple) -> tuple[tuple, dict]:
     return tuple(pattern), {k: v for v, k in labels.items()}
 
 
+def _shape_at(key: tuple, i: int) -> tuple:
+    return key[i][1] if key[i][0] == "in" else key[i][3]
+
+
+def _unit_only(old: tuple, new: tuple) -> bool:
+    """Whether a reshape only adds or drops axes of size 1."""
+    return [d for d in old if d != 1] == [d for d in new if d != 1]
+
+
 def _ir_shape(shape: tuple) -> tuple:
-    return tuple(1 if s == 1 else ir.Dim(f"n{s[1]}") for s in shape)
+    return tuple(s if isinstance(s, int) else ir.Dim(f"n{s[1]}") for s in shape)
 
 
 # ---------------------------------------------------------------- graph -> array expressions
@@ -136,7 +150,7 @@ def _structural(op: str, params, args: list, shape: tuple):
     if op == "expand":
         return ir.broadcast_to(x, shape)
     if op == "reshape":
-        return _to_shape(x, shape)
+        return _to_shape(x, shape) if _unit_only(ir.shape_of(x), shape) else ir.reshape(x, shape)
     raise NotAnArray(op)
 
 

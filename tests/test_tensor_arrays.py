@@ -135,3 +135,20 @@ def test_transposes_reductions_reshapes_and_broadcasts_with_a_cotangent():
     y.backward(gradient=sd.tensor(ct))
     for leaf, ref in zip(leaves, pullback(jnp.asarray(ct))):
         np.testing.assert_allclose(_np(leaf.grad), np.asarray(ref), rtol=2e-4, atol=1e-4, err_msg=leaf.name)
+
+
+def test_reshapes_that_merge_and_split_axes():
+    Av, Bv, cv = (RNG.normal(size=s).astype(np.float32) for s in ((6, 4), (3, 4), (18,)))
+    A, B = sd.tensor(Av, requires_grad=True, name="A"), sd.tensor(Bv, requires_grad=True, name="B")
+    c = sd.tensor(cv, name="c")
+    flat = sd.tanh(A @ B.T).reshape(-1) * c  # (6, 3) -> (18,)
+    loss = (flat.reshape(2, 9) ** 2).sum(1).mean()  # (18,) -> (2, 9)
+    assert "reshape(" in str(loss.derive()) and "matmul" not in str(loss.derive())
+    loss.backward()
+
+    def reference(A, B):
+        flat = jnp.tanh(A @ B.T).reshape(-1) * cv
+        return jnp.mean(jnp.sum(flat.reshape(2, 9) ** 2, axis=1))
+
+    for leaf, ref in zip((A, B), jax.grad(reference, argnums=(0, 1))(Av, Bv)):
+        np.testing.assert_allclose(_np(leaf.grad), np.asarray(ref), rtol=2e-4, atol=1e-5, err_msg=leaf.name)
