@@ -100,6 +100,25 @@ class _Structure:
         keep = np.logical_and.reduce(masks)[d[0]] if len(masks) > 1 else masks[0][d[0]]
         return d[0][keep], d[1][keep]
 
+    def _matmul(self, node, operand, d):
+        """``a @ b`` where only ``operand`` reads ``v``: an entry of ``a`` reaches its row of the result,
+        an entry of ``b`` its column (every row), as ``numpy.matmul`` of vectors and matrices does."""
+        a, b = node.args
+        sa, sb = self.shape(a), self.shape(b)
+        if isinstance(node, ir.Outer):  # outer(a, b) is a[:, None] @ b[None, :]
+            sa, sb = sa + (1,), (1,) + sb
+        p = sa[0] if len(sa) == 2 else 1  # result rows
+        r = sb[-1] if len(sb) == 2 else 1  # result columns
+        if operand is a:  # a[i, j] (or a[j]) -> result[i, k] for every k
+            row = d[0] // sa[-1] if len(sa) == 2 else np.zeros_like(d[0])
+            targets = row[:, None] * r + np.arange(r)[None, :]
+        else:  # b[j, k] (or b[j]) -> result[i, k] for every i
+            col = d[0] % r if len(sb) == 2 else np.zeros_like(d[0])
+            targets = np.arange(p)[None, :] * r + col[:, None]
+        if targets.size > MAX_STORED:
+            raise SymdiffError(f"this derivative is dense ({targets.size} structural nonzeros): use d(...)")
+        return targets.ravel(), np.repeat(d[1], targets.shape[1])
+
     def shape(self, node) -> tuple[int, ...]:
         return tuple(int(sympy.sympify(d).xreplace(self.dims)) for d in shape_of(node))
 
@@ -169,6 +188,8 @@ class _Structure:
             return _keep(np.where(d[0] % (n + 1) == 0, d[0] // (n + 1), -1), d[1])
         if isinstance(node, ir.MatMul) and len(parts) == 1 and _is_pointwise(node, parts[0][0]):
             return parts[0][1]
+        if isinstance(node, (ir.MatMul, ir.Outer)) and len(parts) == 1:  # one operand reads v: rows or columns mix
+            return self._matmul(node, *parts[0])
         # anything else (a matrix product, an inverse, a norm...): every entry may read every column it sees
         cols = np.unique(np.concatenate([p[1] for _, p in parts]))
         return _dense(_size(shape), cols)

@@ -349,3 +349,16 @@ def test_indexed_derivative_saves_loads_and_cross_checks(tmp_path):
     g.save(tmp_path / "rosen.sdz")
     loaded = sd.load(tmp_path / "rosen.sdz")
     np.testing.assert_allclose(np.asarray(loaded(x=x)), scipy.optimize.rosen_der(x), rtol=1e-6)
+
+
+def test_matrix_products_keep_their_block_structure():
+    """sum((A @ b)**2) couples entries of one row of A only: a block-diagonal Hessian, not a dense one."""
+    h = sd.derive("sum((A @ b)**2) + sum((C @ A)**2)/10", wrt="A", order=2,
+                  shapes={"A": (3, 4), "b": 4, "C": (2, 3)})
+    rng = np.random.default_rng(22)
+    a, b, c = rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(2, 3))
+    expected = np.asarray(jax.hessian(lambda a: jnp.sum((a @ b) ** 2) + jnp.sum((c @ a) ** 2) / 10)(
+        jnp.asarray(a))).reshape(12, 12)
+    got = h.sparse(A=a, b=b, C=c)
+    assert {tuple(ij) for ij in np.asarray(got.indices).tolist()} == set(zip(*np.nonzero(expected)))
+    np.testing.assert_allclose(np.asarray(got.todense()), expected, rtol=1e-12, atol=1e-12)
