@@ -105,7 +105,7 @@ def run(quick: bool = False, sizes: dict | None = None, repeat: int | None = Non
     t_peer = median_time(lambda: peer(xj, vj), repeat, min_time=0.05)
     s["large_n"], s["large_cold"], s["large_warm"], s["hvp_ratio"] = n, cold, warm, t_hvp / t_peer
     section.add("vector Rosenbrock: `d.sparse` cold / warm", n, f"{fmt_s(cold)} / {fmt_s(warm)}", "", "",
-                f"dense would be {8 * n * n / 1e9:,.0f} GB")
+                f"dense would be {8 * n * n / 1e9:,.3g} GB")
     section.add("vector Rosenbrock: `d.hvp` vs `jax.jvp(jax.grad(f))`", n, fmt_s(t_hvp), fmt_s(t_peer),
                 fmt_ratio(t_hvp, t_peer), "")
 
