@@ -135,7 +135,7 @@ class _Structure:
                 memo[node] = None
                 stack.pop()
                 continue
-            pending = [a for a in node.args if isinstance(a, sympy.Expr) and a not in memo]
+            pending = [a for a in _operands(node) if a not in memo]
             if pending and node != v:
                 stack.extend(pending)
                 continue
@@ -148,7 +148,7 @@ class _Structure:
             size = _size(self.shape(node))
             return np.arange(size), np.arange(size)
         shape = self.shape(node)
-        parts = [(a, self.memo[a]) for a in node.args if isinstance(a, sympy.Expr) and self.memo.get(a) is not None]
+        parts = [(a, self.memo[a]) for a in _operands(node) if self.memo.get(a) is not None]
         if isinstance(node, sympy.Mul):  # a factor's dependencies count only where the other factors can be nonzero
             return _concat([self._masked(_broadcast(d, self.shape(a), shape), [f for f in node.args if f is not a],
                                          shape) for a, d in parts])
@@ -164,7 +164,7 @@ class _Structure:
         if d is not None and isinstance(node, Embed):  # a has the indexed shape: its entries go to m
             m = index_map(shape, node.args[1].name)
             return m[d[0]], d[1]
-        if d is not None and isinstance(node, (ir.Expand,)):
+        if d is not None and isinstance(node, (ir.Expand, ir.Reshape)):  # the same entries in the same order
             return d
         if d is not None and isinstance(node, ir.BroadcastTo):
             return _broadcast(d, self.shape(a), shape)
@@ -190,7 +190,9 @@ class _Structure:
             return parts[0][1]
         if isinstance(node, (ir.MatMul, ir.Outer)) and len(parts) == 1:  # one operand reads v: rows or columns mix
             return self._matmul(node, *parts[0])
-        # anything else (a matrix product, an inverse, a norm...): every entry may read every column it sees
+        if not parts:
+            return None
+        # anything else (an inverse, a norm, a softmax...): every entry may read every column it sees
         cols = np.unique(np.concatenate([p[1] for _, p in parts]))
         return _dense(_size(shape), cols)
 
@@ -242,6 +244,17 @@ def _is_pointwise(node, operand) -> bool:
                                      (isinstance(other, ir.Diag) and node.args[1] is operand))
 
 
+def _operands(node) -> list:
+    """The expression operands of ``node`` (a Piecewise's values and conditions' sides too)."""
+    out = []
+    for a in node.args:
+        if isinstance(a, sympy.Expr):
+            out.append(a)
+        elif isinstance(a, sympy.Basic) and not a.is_Atom:
+            out.extend(_operands(a))
+    return out
+
+
 def _keep(rows: np.ndarray, cols: np.ndarray):
     ok = rows >= 0
     return rows[ok], cols[ok]
@@ -249,6 +262,8 @@ def _keep(rows: np.ndarray, cols: np.ndarray):
 
 def _concat(parts):
     parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
     if len(parts) == 1:
         return parts[0]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
