@@ -42,12 +42,13 @@ from ._derive import Derivative
 from ._errors import CaptureError, InputError, ShapeError, SymdiffError
 from ._lower import is_lowerable
 from ._placement import infer_float_dtype, resolve_device, resolve_float_dtype, x64_scope
-from ._simplify import resolve_budget, simplify_entries
+from ._simplify import node_count, resolve_budget, simplify_entries
 
 __all__ = ["derive_arrays", "ArrayDerivative", "parse_shapes", "is_array_input"]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _PROGRAMS = _cache.LRUCache("array programs", 256)
+_MAX_REGION_NODES = 2_000  # larger elementwise regions are left as they are (as scalar derivatives are)
 
 
 # ---- shapes -----------------------------------------------------------------
@@ -295,7 +296,7 @@ def simplify_arrays(exprs: list, budget: float) -> list:
 
     for e in exprs:
         collect(e)
-    keys = list(regions)
+    keys = [k for k in regions if node_count(regions[k][0], _MAX_REGION_NODES) <= _MAX_REGION_NODES]
     chosen = set(keys)
     heavy = [i for i, k in enumerate(keys) if _worth_simplifying(regions[k][0])]
     simplified = [sympy.factor_terms(regions[k][0]) for k in keys]  # cheap: 2*a - 2*b is 2*(a - b)

@@ -32,8 +32,8 @@ from ._functions import CONSTANTS, FUNCTIONS
 
 __all__ = ["parse_array", "ARRAY_FUNCTIONS"]
 
-MAX_TEXT_LENGTH = 100_000
-MAX_DEPTH = 1_000
+MAX_TEXT_LENGTH = 1_000_000
+MAX_DEPTH = 3_000  # as the scalar parser: 1,000 levels work
 _MAX_EXPONENT = 10_000  # largest exact integer power of numbers computed while parsing
 
 _TOKEN = re.compile(
