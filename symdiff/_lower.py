@@ -27,6 +27,7 @@ import sympy
 from . import _kernels as fast_jnp
 from ._errors import LoweringError
 from ._functions import cbrt, relu, sigmoid, softplus
+from ._locations import one_location
 from ._reroll import reroll
 
 __all__ = ["FUNCTION_TABLE", "Kernel", "build_kernel", "is_lowerable", "is_partial", "register_jax_function",
@@ -600,7 +601,8 @@ def build_kernel(
     namespace = dict(_NAMESPACE)
     namespace.update((r.name + "_sum", r) for r in rerolled)
     exec(compile(source, f"<symdiff {function_name}>", "exec"), namespace)  # our generated code, never user text
-    return Kernel(namespace[function_name], source, tuple(names), frozenset(guarded))
+    fn = one_location(namespace[function_name])  # one source location per kernel, not per op: cheap lowering
+    return Kernel(fn, source, tuple(names), frozenset(guarded))
 
 
 def _template_kernel(slots: Sequence[sympy.Symbol], template: sympy.Expr) -> Kernel:

@@ -106,3 +106,14 @@ def test_small_and_unalike_sums_stay_unrolled():
     assert _reroll.reroll([small], [x, y], build) == ([small], [])
     powers = sympy.Add(*[sympy.sin(x) ** k for k in range(1, 40)])  # exponents are structure: 39 shapes
     assert _reroll.reroll([powers], [x, y], build) == ([powers], [])
+
+
+def test_kernel_operations_carry_one_source_location_not_the_generated_lines():
+    d = sd.derive("sin(a)*exp(b) + a**3*cos(b)")
+    kernel = d._program.kernel
+    located = jax.jit(kernel.fn).lower(1.0, 2.0).as_text(debug_info=True)
+    per_op = jax.jit(kernel.fn.__wrapped__).lower(1.0, 2.0).as_text(debug_info=True)
+    assert "<symdiff derivative>" in per_op  # JAX's default: a location per generated line...
+    assert "<symdiff derivative>" not in located  # ...symdiff's kernels: the caller's one location
+    ga, gb = d(a=0.5, b=0.25)
+    assert float(ga) == pytest.approx(np.cos(0.5) * np.exp(0.25) + 3 * 0.25 * np.cos(0.25), rel=1e-6)
