@@ -389,7 +389,7 @@ def _convert(x, new_dtype, **_):
     def one(v):
         if _is_condition(v):
             return sympy.Piecewise((1, v), (0, True))
-        if not to_float:
+        if not to_float and not v.is_integer:  # integers (sizes, n - 1) stay as they are
             raise _Unsupported(f"conversion of a real symbolic value to {np.dtype(new_dtype)}")
         return v
 

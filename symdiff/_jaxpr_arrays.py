@@ -13,6 +13,8 @@ primitives map onto the IR:
   ``broadcast_in_dim`` / ``reshape`` / ``squeeze`` / ``expand_dims`` that only
   add or drop unit axes or broadcast -> ``expand`` / ``sum`` over a unit axis /
   ``broadcast_to``; ``dim_as_value`` (``jnp.mean``'s count) -> the size;
+- ``slice``, a ``gather`` of a contiguous piece of a vector and a ``dynamic_slice``
+  at a constant index (``x[1:]``, ``x[:-1]``, ``x[0]``) -> the IR's indexing;
 - ``jnp.linalg.inv``, ``det``, ``slogdet``, ``jnp.trace``, ``jnp.diag`` and
   ``jnp.diagonal`` calls (recognised by name and by comparing their body with
   JAX's own) -> ``inv(A)``, ``det(A)``, ``(sign(det(A)), logdet(A))``,
@@ -101,12 +103,11 @@ class _ArrayReader(_Reader):
 
     def constant(self, value):
         arr = np.asarray(value)
-        if arr.ndim == 0:
+        if arr.ndim == 0 or arr.dtype.kind in "iub":  # integer arrays are indices: kept as they are
             return arr
         flat = arr.reshape(-1)
-        if flat.size and np.all(flat == flat[0]) and arr.dtype.kind in "fiub":
-            return ir.broadcast_to(sympy.Float(float(flat[0])) if arr.dtype.kind == "f" else
-                                   sympy.Integer(int(flat[0])), arr.shape)
+        if flat.size and np.all(flat == flat[0]):
+            return ir.broadcast_to(sympy.Float(float(flat[0])), arr.shape)
         raise CaptureError(
             f"{self.fn_name} uses a constant array of shape {arr.shape} from the enclosing scope; with shapes=, "
             "give it as an input (a parameter with its shape in shapes=) instead")
@@ -186,6 +187,79 @@ def _reduce_sum(reader, eqn, ins):
     return ir.reduce_sum(ins[0], tuple(eqn.params["axes"]))
 
 
+def _stop(limit, size):
+    """A slice's stop as NumPy writes it: None at the end, negative from a symbolic end."""
+    gap = size - limit
+    if isinstance(gap, (int, np.integer)):
+        return None if gap == 0 else (int(limit) if isinstance(size, (int, np.integer)) else -int(gap))
+    raise _Unsupported(f"a slice ending at {limit} of an axis of size {size}")
+
+
+def _index(x, starts, limits, sizes, steps=None):
+    from ._array_index import index
+
+    steps = steps or (1,) * len(starts)
+    items = [slice(int(a), _stop(b, n), int(k)) for a, b, n, k in zip(starts, limits, sizes, steps)]
+    return index(x, items)
+
+
+def _slice(reader, eqn, ins):
+    sizes = eqn.invars[0].aval.shape
+    return _index(ins[0], eqn.params["start_indices"], eqn.params["limit_indices"], sizes, eqn.params["strides"])
+
+
+def _integer(value) -> int:
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
+        return int(value)
+    if isinstance(value, sympy.Integer):
+        return int(value)
+    raise _Unsupported("an index that depends on the inputs")
+
+
+def _dynamic_slice(reader, eqn, ins):
+    """``x[i]`` with a constant ``i`` (JAX writes it as a dynamic slice of one entry when sizes are symbolic)."""
+    from ._array_index import index
+
+    items = []
+    jax_sizes = eqn.invars[0].aval.shape
+    for start, length, size, jax_size in zip(ins[1:], eqn.params["slice_sizes"], ir.shape_of(ins[0]), jax_sizes):
+        if isinstance(start, sympy.Expr) and not start.is_Integer:  # n - 1: counted from the end
+            offset = sympy.expand(start - size)
+            if not offset.is_Integer or not isinstance(length, (int, np.integer)):
+                raise _Unsupported("an index that depends on the inputs")
+            start = int(offset)
+            items.append(slice(start, None if start + length == 0 else start + length))
+        else:
+            start = _integer(start)
+            items.append(slice(start, _stop(start + length, jax_size)))
+    return index(ins[0], items)
+
+
+def _gather(reader, eqn, ins):
+    """A contiguous slice of a vector (``x[1:]``, ``x[:-1]`` with a symbolic size)."""
+    x, indices = ins
+    numbers = eqn.params["dimension_numbers"]
+    if (ir.rank(x) != 1 or not isinstance(indices, np.ndarray) or indices.shape != (1,)
+            or tuple(numbers.offset_dims) != (0,) or tuple(numbers.collapsed_slice_dims)
+            or tuple(numbers.start_index_map) != (0,) or tuple(numbers.operand_batching_dims)):
+        raise _Unsupported("a gather other than a contiguous slice of a vector")
+    start, size = int(indices[0]), eqn.params["slice_sizes"][0]
+    return _index(x, [start], [start + size], eqn.invars[0].aval.shape)
+
+
+def _squeeze(reader, eqn, ins):
+    from ._array_index import Index, index, spec_items
+
+    x, dims = ins[0], tuple(eqn.params["dimensions"])
+    if isinstance(x, Index) and ir.rank(x.args[0]) == 1 and dims == (0,):
+        (item,) = spec_items(x.args[1].name)
+        size = ir.shape_of(x.args[0])[0]
+        if isinstance(item, slice) and item.step in (None, 1) and item.start is not None and (
+                item.stop == item.start + 1 or (item.stop is None and (item.start == -1 or item.start == size - 1))):
+            return index(x.args[0], [item.start])  # x[i:i+1] squeezed is x[i]
+    return _drop_axes(x, dims)
+
+
 # Array primitives -> the IR (elementwise ones are read by the scalar table).
 ARRAY_PRIMITIVES: dict[str, Callable] = {
     "dot_general": lambda reader, eqn, ins: _dot_general(*ins, **eqn.params),
@@ -193,7 +267,10 @@ ARRAY_PRIMITIVES: dict[str, Callable] = {
     "reduce_sum": _reduce_sum,
     "broadcast_in_dim": _broadcast_in_dim,
     "reshape": _reshape,
-    "squeeze": lambda reader, eqn, ins: _drop_axes(ins[0], eqn.params["dimensions"]),
+    "squeeze": _squeeze,
+    "slice": _slice,
+    "dynamic_slice": _dynamic_slice,
+    "gather": _gather,
     "expand_dims": lambda reader, eqn, ins: _reshape(reader, eqn, ins),
 }
 

@@ -328,3 +328,20 @@ def test_array_check_differentiates_the_users_own_function(monkeypatch):
     monkeypatch.setitem(_jaxpr_arrays.ARRAY_PRIMITIVES, "transpose", lambda reader, eqn, ins: ins[0])  # a mistake
     with pytest.raises(sd.CrossCheckError):
         sd.derive(f, wrt="x", shapes=_SQUARE).check(**inputs)
+
+
+def _rosenbrock(x):
+    return jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def test_jax_rosenbrock_slices_give_a_sparse_hessian():
+    g = sd.derive(lambda x: _rosenbrock(x) + x[0] * x[-1], wrt="x", shapes={"x": "n"})
+    assert "x[1:]" in str(g)  # slices of symbolic size, not entries
+    h = sd.derive(_rosenbrock, wrt="x", order=2, shapes={"x": "n"})
+    xv = np.linspace(-1.0, 2.0, 7)
+    with jax.enable_x64(True):
+        want_g = jax.grad(lambda x: _rosenbrock(x) + x[0] * x[-1])(jnp.asarray(xv))
+        want_h = jax.hessian(_rosenbrock)(jnp.asarray(xv))
+    np.testing.assert_allclose(np.asarray(g(x=xv)), np.asarray(want_g), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(h(x=xv)), np.asarray(want_h), rtol=1e-12)
+    assert h.sparse(x=xv, format="scipy").nnz == 3 * 7 - 2
