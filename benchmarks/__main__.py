@@ -18,9 +18,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FAMILIES = ("vjp", "kth", "hessian", "symbolic", "training", "kernels", "arrays")
 FAMILIES += ("sparse",)  # issue 12: sparse Hessians and Hessian-vector products
+FAMILIES += ("compile",)  # issue 13: compile time, cold start, caches across processes
 
 
 def _run_family(name: str, mode: str):
+    if name == "compile":
+        from . import _compile_time
+
+        return _compile_time.run(quick=mode != "full", smoke=mode == "smoke")
     if name == "sparse":
         from . import _sparse
 
@@ -126,6 +131,10 @@ def targets_table(sections: dict) -> list[str]:
         from . import _sparse
 
         rows += _sparse.targets(sections["sparse"])
+    if sections.get("compile") is not None:
+        from . import _compile_time
+
+        rows += _compile_time.targets(sections["compile"])
     s = sections.get("training")
     if s is not None:
         f = s.summary["fit"]
