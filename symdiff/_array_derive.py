@@ -17,6 +17,7 @@ Array([2., 2., 2.], dtype=float64)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -48,6 +49,7 @@ __all__ = ["derive_arrays", "ArrayDerivative", "parse_shapes", "is_array_input"]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _PROGRAMS = _cache.LRUCache("array programs", 256)
+_JAX_TYPES: set = set()  # concrete jax.Array classes (isinstance on jax.Array is slow)
 _MAX_REGION_NODES = 2_000  # larger elementwise regions are left as they are (as scalar derivatives are)
 
 
@@ -418,6 +420,7 @@ class ArrayDerivative(Derivative):
         self._dtype = dtype
         self._device = device
         self._seen_sizes: list[dict] = []
+        self._fast: dict = {}  # (shape, dtype) of each JAX input -> computation dtype, once validated
 
     # ---- symbolic side ----
 
@@ -486,6 +489,11 @@ class ArrayDerivative(Derivative):
         """Bound inputs as arrays, checked against the declared shapes; the dtype."""
         p = self._program
         raw = self._bind(args, kwargs)
+        if all(type(r) in _JAX_TYPES for r in raw):  # the hot path: JAX arrays of shapes seen before
+            key = tuple((r.shape, r.dtype) for r in raw)
+            dtype = self._fast.get(key)
+            if dtype is not None:
+                return raw, dtype
         arrays, sizes = [], {}
         for sym, value in zip(p.args, raw):
             if not isinstance(value, jax.Array):
@@ -501,11 +509,14 @@ class ArrayDerivative(Derivative):
         if seen not in self._seen_sizes and len(self._seen_sizes) < 16:
             self._seen_sizes.append(seen)  # d.save exports at these sizes if it cannot for every size
         dtype = self._dtype or infer_float_dtype([r for r in raw if not isinstance(r, (int, float, list, tuple))])
+        if all(isinstance(r, jax.Array) for r in raw) and len(self._fast) < 64:
+            _JAX_TYPES.update(type(r) for r in raw)
+            self._fast[tuple((r.shape, r.dtype) for r in raw)] = dtype
         return arrays, dtype
 
     def _compute(self, args, kwargs, value: bool = True):
         arrays, dtype = self._validated(args, kwargs)
-        with x64_scope(dtype):
+        with (x64_scope(dtype) if not jax.config.jax_enable_x64 else contextlib.nullcontext()):
             placed = [a if isinstance(a, jax.Array) and a.dtype == dtype else jnp.asarray(a, dtype=dtype)
                       for a in arrays]
             if self._device is not None:
