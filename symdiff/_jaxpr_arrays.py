@@ -192,6 +192,8 @@ def _stop(limit, size):
     gap = size - limit
     if isinstance(gap, (int, np.integer)):
         return None if gap == 0 else (int(limit) if isinstance(size, (int, np.integer)) else -int(gap))
+    if isinstance(limit, (int, np.integer)):  # counted from the start of a symbolic axis
+        return int(limit)
     raise _Unsupported(f"a slice ending at {limit} of an axis of size {size}")
 
 
