@@ -198,11 +198,12 @@ def _own_kernels() -> dict[str, list[tuple[Callable, Callable, int]]]:
     from . import _lower
 
     found: dict[str, list] = {}
+    namespace = getattr(_lower, "_NAMESPACE", {})  # the names the lowering's templates call
     for head, template in _lower.FUNCTION_TABLE.items():
         match = re.fullmatch(r"([A-Za-z_][\w.]*)\(\{0\}(, \{1\})?\)", template)
         if not match:
             continue
-        fn = _lower._NAMESPACE.get(match.group(1).split(".")[0])
+        fn = namespace.get(match.group(1).split(".")[0])
         for attr in match.group(1).split(".")[1:]:
             fn = getattr(fn, attr, None)
         if fn is None or getattr(fn, "__module__", "").startswith("jax"):
