@@ -551,10 +551,13 @@ class ArrayDerivative(Derivative):
         if p.order != 1:
             raise SymdiffError(f"vjp needs a first-order derivative; this one has order {p.order}")
         value, entries = self._compute(args, kwargs)
-        ct = jnp.asarray(cotangent, dtype=value.dtype)
+        ct = np.asarray(cotangent)
+        if ct.dtype.kind not in "biuf":
+            raise InputError(f"cotangent must be real numbers, got dtype {ct.dtype}")
         if ct.shape != value.shape:
             raise ShapeError(f"cotangent of shape {ct.shape} does not match the output shape {value.shape}")
         with x64_scope(np.dtype(value.dtype)):
+            ct = jnp.asarray(ct, dtype=value.dtype)
             grads = [jnp.tensordot(ct, j, axes=ct.ndim) for j in entries]
         return grads[0] if self._single else tuple(grads)
 
