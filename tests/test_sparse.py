@@ -221,6 +221,13 @@ def test_vector_rosenbrock_dense_sparse_and_hvp_match_scipy(rosen_hessian):
     v = np.random.default_rng(12).normal(size=10)
     np.testing.assert_allclose(np.asarray(rosen_hessian.hvp(v, x=x)), scipy.optimize.rosen_hess_prod(x, v),
                                rtol=1e-12, atol=1e-9)
+    traces = sd.cache_stats()["traces"]  # same shape, new values: the pattern and the compiled calls are reused
+    y = x[::-1].copy()
+    np.testing.assert_allclose(np.asarray(rosen_hessian.sparse(x=y).todense()), scipy.optimize.rosen_hess(y),
+                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(rosen_hessian.hvp(v, x=y)), scipy.optimize.rosen_hess_prod(y, v),
+                               rtol=1e-12, atol=1e-9)
+    assert sd.cache_stats()["traces"] == traces
 
 
 def test_vector_rosenbrock_from_a_callable_and_hvp_of_the_gradient():
