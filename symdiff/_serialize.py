@@ -48,7 +48,8 @@ def _to_tree(expr: sympy.Basic) -> Any:
     if expr.is_Rational:
         return ["rat", str(expr.p), str(expr.q)]
     if expr.is_Float:
-        return ["float", str(expr), expr._prec]
+        text = repr(float(expr)) if expr._prec == 53 else str(expr)  # str() keeps 15 digits: 196.20000000000002 -> 196.2
+        return ["float", text, expr._prec]
     for name, value in _CONSTANTS.items():
         if expr == value:
             return ["const", name]

@@ -189,8 +189,9 @@ def test_clear_caches_disk_true_empties_the_directory(tmp_path, monkeypatch):
     import sympy
 
     x = sympy.Symbol("x", real=True)
-    assert _disk_cache.store_forms(key, [(0, (0,))], [sympy.cos(x) * 3])
-    assert _disk_cache.load_forms(key) == (((0, (0,)),), (3 * sympy.cos(x),))
+    entry = sympy.cos(x) * sympy.Float(196.20000000000002)  # every bit of a float comes back
+    assert _disk_cache.store_forms(key, [(0, (0,))], [entry])
+    assert _disk_cache.load_forms(key) == (((0, (0,)),), (entry,))
     sd.clear_caches(disk=True)
     assert list((tmp_path / "c").rglob("*.json")) == []
     assert _disk_cache.load_forms(key) is None
