@@ -365,6 +365,27 @@ class _Pattern:
     n_colors: int
     host: tuple  # (colors per column, flat gather position per stored entry), numpy
     device_args: dict  # device -> host arrays on that device; ("indices", device) -> BCOO indices
+    slices: tuple | None = None  # per color (k, first row, end row) when values need no gather (see _Plan.values)
+    order: np.ndarray | None = None  # with slices: row-major position of each value, color by color
+
+
+def _color_slices(rows: np.ndarray, color_of_entry: np.ndarray, n_colors: int):
+    """``(slices, order)`` when the entries of each color sit in consecutive rows (every banded pattern), else None.
+
+    The values of color ``k`` are then ``product_k[first:end]`` as they are:
+    the compiled call slices and concatenates instead of gathering.
+    """
+    order = np.lexsort((rows, color_of_entry))
+    counts = np.bincount(color_of_entry, minlength=n_colors)
+    slices, start = [], 0
+    for k, count in enumerate(counts.tolist()):
+        if count:
+            first, last = int(rows[order[start]]), int(rows[order[start + count - 1]])
+            if last - first + 1 != count:  # one entry per row and color (the coloring): consecutive iff this
+                return None
+            slices.append((k, first, last + 1))
+        start += count
+    return tuple(slices), order
 
 
 class _Plan:
@@ -395,7 +416,7 @@ class _Plan:
 
     def values(self, pattern: _Pattern) -> Callable:
         """``(colors, flat, *xs) -> stored values``: the product at ``n_colors`` 0/1 directions, then a gather."""
-        key = pattern.n_colors
+        key = (pattern.n_colors, pattern.slices)
         fn = self.values_by_colors.get(key)
         if fn is None:
             fn = self.values_by_colors[key] = jax.jit(_counting(_values_function(self._product, self.x_position,
@@ -425,9 +446,10 @@ class _Plan:
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
         index_dtype = np.int32 if max(n_rows, n_cols, n_colors * n_rows) < 2**31 else np.int64
+        sliced = _color_slices(rows, colors[cols], n_colors) if len(rows) else None
         return _Pattern((n_rows, n_cols), np.stack([rows, cols], axis=1).astype(index_dtype),
                         indptr.astype(index_dtype), n_colors, (colors.astype(index_dtype), flat.astype(index_dtype)),
-                        {})
+                        {}, *(sliced or (None, None)))
 
 
 def _values_function(product: Callable, position: int, pattern: _Pattern) -> Callable:
@@ -440,7 +462,11 @@ def _values_function(product: Callable, position: int, pattern: _Pattern) -> Cal
     def gathered(colors, flat, *xs):
         return jnp.concatenate(products(colors, xs))[flat]
 
-    return gathered
+    def sliced(colors, flat, *xs):
+        done = products(colors, xs)
+        return jnp.concatenate([done[k][first:end] for k, first, end in pattern.slices])
+
+    return gathered if pattern.slices is None else sliced
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # program -> {kind: _Plan}
@@ -506,12 +532,17 @@ def sparse_arrays(d, args: tuple, kwargs: dict, format: str):
 
             indices = pattern.device_args.get(("indices", device))
             if indices is None:
-                indices = pattern.device_args[("indices", device)] = jax.device_put(pattern.indices, device)
-            return jsparse.BCOO((data, indices), shape=pattern.shape, indices_sorted=True, unique_indices=True)
+                ordered = pattern.indices if pattern.order is None else pattern.indices[pattern.order]
+                indices = pattern.device_args[("indices", device)] = jax.device_put(ordered, device)
+            return jsparse.BCOO((data, indices), shape=pattern.shape, indices_sorted=pattern.order is None,
+                                unique_indices=True)
     import scipy.sparse
 
-    return scipy.sparse.csr_array((np.asarray(data), pattern.indices[:, 1].copy(), pattern.indptr.copy()),
-                                  shape=pattern.shape)
+    values = np.asarray(data)
+    if pattern.order is not None:  # color by color -> row-major
+        values = np.empty_like(values)
+        values[pattern.order] = np.asarray(data)
+    return scipy.sparse.csr_array((values, pattern.indices[:, 1].copy(), pattern.indptr.copy()), shape=pattern.shape)
 
 
 def hvp_arrays(d, v, args: tuple, kwargs: dict) -> jax.Array:
