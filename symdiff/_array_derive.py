@@ -61,8 +61,10 @@ def _parse_dim(d, name: str):
         if d < 0:
             raise ShapeError(f"shape of {name!r}: dimension sizes must be >= 0, got {d}")
         return int(d)
-    if isinstance(d, str) and _NAME.match(d.strip()):
-        return Dim(d.strip())
+    if isinstance(d, str) and _NAME.match(d):
+        return Dim(d)
+    if isinstance(d, str) and d.isdigit():
+        return int(d)
     if isinstance(d, sympy.Symbol):
         return Dim(d.name)
     if isinstance(d, sympy.Integer):
@@ -83,7 +85,7 @@ def parse_shapes(shapes: Any) -> dict[str, tuple]:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ShapeError(f"shapes: {name!r} is not a symbol name")
         if isinstance(shape, str):
-            shape = tuple(p for p in shape.replace(" ", "").split(",") if p) if shape.strip() else ()
+            shape = tuple(p.strip() for p in shape.split(",")) if shape.strip() else ()
         elif isinstance(shape, (int, np.integer, sympy.Symbol)) and not isinstance(shape, bool):
             shape = (shape,)
         elif not isinstance(shape, (tuple, list)):
@@ -360,8 +362,8 @@ class ArrayProgram:
         self.args = _sorted(set(_inputs(expr)) | set(wrt))
         self.arg_names = tuple(a.name for a in self.args)
         self.combos = list(itertools.product(range(len(wrt)), repeat=order))
-        self.entries = call_deep(self._derive, budget)
         self.out_shape = shape_of(expr)
+        self.entries = call_deep(self._derive, budget)
         outputs = [(expr, self.out_shape)] + [(e, self.entry_shape(c)) for c, e in zip(self.combos, self.entries)]
         self.source, self.kernel = lower_arrays(outputs, self.args, name="derivative")
         self._jitted = jax.jit(self.kernel)
@@ -378,11 +380,23 @@ class ArrayProgram:
             keys = sorted({c[:k] for c in self.combos})
             raw = [derivative(levels[c[:-1]], self.wrt[c[-1]]) for c in keys]
             levels.update(zip(keys, simplify_arrays(raw, share)))
-        return [levels[c] for c in self.combos]
+        # a closed form has its result's shape: the gradient of sum(x) is ones(n), not 1
+        return [_with_shape(levels[c], self.entry_shape(c)) for c in self.combos]
 
     def run(self, *xs, value: bool = True):
         """``(value, *entries)``; without ``value``, ``(None, *entries)`` and the value is not computed."""
         return self._jitted(*xs) if value else (None,) + tuple(self._jitted_entries(*xs))
+
+
+def _with_shape(expr, shape: tuple):
+    if expr == 0 or shape_of(expr) == tuple(shape):
+        return expr
+    try:
+        if ir.broadcast_shapes([shape_of(expr), tuple(shape)]) != tuple(shape):
+            return expr
+    except ShapeError:
+        return expr
+    return ir.broadcast_to(expr, shape)
 
 
 def _program_key(expr, wrt, order, budget):
