@@ -58,9 +58,11 @@ zygote_main(int(sys.argv[2]))
 
 def serve(conn: Connection) -> None:
     """Run jobs from ``conn`` until it closes."""
+    from sympy.core.parameters import distribute
     while True:
         try:
-            fn, args, seconds = conn.recv()
+            with distribute(False):  # unpickling re-runs constructors: keep 2*(b + w*x) as it was sent
+                fn, args, seconds = conn.recv()
         except (EOFError, OSError):
             return
         except Exception:  # noqa: BLE001 - a job naming what this process cannot import: refuse it, keep serving
