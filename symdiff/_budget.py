@@ -1,7 +1,7 @@
 """Time budgets for SymPy work, enforced without ever interrupting a thread.
 
 Budgeted passes (simplification, the expansion of high-order derivatives) run
-in worker processes forked by a zygote (:mod:`symdiff._worker`). A job streams
+in worker processes forked by a zygote (:mod:`symdiff._worker`, started by :data:`BOOTSTRAP`). A job streams
 its results back as it finds them; when the budget is spent, the user's thread
 stops reading and the worker is killed (a process, so nothing it held can
 leak), and the results received so far are kept. The user's threads only ever
@@ -31,14 +31,28 @@ from typing import Any, Callable, Iterator
 
 from sympy.core.parameters import distribute
 
-from . import _worker
-
-__all__ = ["run_budgeted", "prestart", "wait_ready", "worker_stats"]
+__all__ = ["run_budgeted", "prestart", "wait_ready", "worker_stats", "BOOTSTRAP"]
 
 _STARTUP_TIMEOUT = 60.0  # seconds the zygote may take to import SymPy (a loaded CI machine)
 _MAX_IDLE = 4  # idle workers kept for reuse
 _MAX_WORKERS = max(4, 2 * (os.cpu_count() or 1))  # busy workers at once; more callers wait
 _SUPPORTED = hasattr(os, "fork") and hasattr(socket, "send_fds")
+
+# The zygote's program, run by ``python -c`` with the package directory and the
+# control socket's fd. A stand-in ``symdiff`` package lets it import the pass
+# modules without running ``symdiff/__init__.py`` (which would import JAX); it
+# warms SymPy up, so that every forked worker inherits the lazy imports done.
+BOOTSTRAP = """
+import sys, types
+package = types.ModuleType("symdiff")
+package.__path__ = [sys.argv[1]]
+sys.modules["symdiff"] = package
+import symdiff._functions
+from symdiff._simplify import warm_up
+warm_up()
+from symdiff._worker import zygote_main
+zygote_main(int(sys.argv[2]))
+"""
 
 
 class _Unavailable(Exception):
@@ -79,7 +93,7 @@ class _Pool:
             package_dir = os.path.dirname(os.path.abspath(__file__))
             try:
                 self.zygote = subprocess.Popen(
-                    [sys.executable, "-c", _worker.BOOTSTRAP, package_dir, str(theirs.fileno())],
+                    [sys.executable, "-c", BOOTSTRAP, package_dir, str(theirs.fileno())],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     start_new_session=True,  # a terminal's Ctrl-C goes to the user's process only
                 )

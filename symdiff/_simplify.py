@@ -24,7 +24,7 @@ from ._budget import run_budgeted, wait_ready
 from ._templates import template
 
 __all__ = ["Pass", "DEFAULT_CHAIN", "DEFAULT_BUDGET", "MAX_NODES", "simplify_entries", "resolve_budget", "node_count",
-           "hold_saturating_sums", "chain_candidates", "expand_products"]
+           "hold_saturating_sums", "chain_candidates", "expand_products", "warm_up"]
 
 DEFAULT_BUDGET = 1.0  # seconds per derive() when simplify=True
 MAX_NODES = 2_000  # larger expressions skip simplification: SymPy's passes are superlinear
@@ -215,3 +215,14 @@ def simplify_entries(
                 for i, fill in members:
                     out[i] = best.xreplace(fill)
     return out
+
+
+def warm_up() -> None:
+    """Run each pass once on a small expression, so SymPy's lazy imports and caches are inherited by every fork.
+
+    Without it each fresh worker would spend most of a small budget importing
+    (SymPy's first ``simplify`` imports a dozen modules), and lose it again when killed.
+    """
+    x, y = sympy.symbols("x y", real=True)
+    list(chain_candidates(sympy.sin(x) ** 2 * y + sympy.cos(x) ** 2 * y, DEFAULT_CHAIN))  # small: imports, not work
+    list(expand_products((x + 1) * (1 - sympy.tanh(y) ** 2)))

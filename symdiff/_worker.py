@@ -14,7 +14,8 @@ worker exit when the user's process closes its end of their sockets (at exit,
 or if it dies), so nothing outlives it.
 
 This module is imported by the zygote without importing ``symdiff`` itself
-(which would import JAX): it needs only the standard library and SymPy.
+(which would import JAX): it needs only the standard library and SymPy. The
+bootstrap that starts the zygote is :data:`symdiff._budget.BOOTSTRAP`.
 
 Protocol (pickle frames over a socket pair, :class:`multiprocessing.connection.Connection`):
 
@@ -37,23 +38,10 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 
-__all__ = ["serve", "zygote_main", "BOOTSTRAP"]
+__all__ = ["serve", "zygote_main"]
 
 _STACK_BYTES = 512 * 2**20  # SymPy recurses over deep trees
 _RECURSION_LIMIT = 100_000
-_PRELOAD = ("sympy", "symdiff._functions", "symdiff._simplify")
-
-# Run by ``python -c`` with the package directory and the control socket's fd.
-# A stand-in ``symdiff`` package lets the zygote import the pass modules
-# without running ``symdiff/__init__.py``, which would import JAX.
-BOOTSTRAP = """
-import sys, types
-package = types.ModuleType("symdiff")
-package.__path__ = [sys.argv[1]]
-sys.modules["symdiff"] = package
-from symdiff._worker import zygote_main
-zygote_main(int(sys.argv[2]))
-"""
 
 
 def serve(conn: Connection) -> None:
@@ -107,27 +95,9 @@ def _reap(children: set[int]) -> None:
             children.discard(pid)
 
 
-def _warm_up() -> None:
-    """Run each pass once on a small expression, so SymPy's lazy imports and caches are inherited by every fork.
-
-    Without it each fresh worker would spend most of a small budget importing
-    (SymPy's first ``simplify`` imports a dozen modules), and lose it again when killed.
-    """
-    import sympy
-
-    from symdiff._simplify import DEFAULT_CHAIN, chain_candidates, expand_products
-
-    x, y = sympy.symbols("x y", real=True)
-    list(chain_candidates(sympy.sin(x) ** 2 * y + sympy.cos(x) ** 2 * y, DEFAULT_CHAIN))  # small: imports, not work
-    list(expand_products((x + 1) * (1 - sympy.tanh(y) ** 2)))
-
-
 def zygote_main(control_fd: int) -> None:
-    """Preload SymPy, then fork workers on request until the control socket closes."""
+    """Fork workers on request until the control socket closes (the bootstrap has preloaded SymPy)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the user's process's business
-    for name in _PRELOAD:
-        __import__(name)
-    _warm_up()
     control = socket.socket(fileno=control_fd)
     children: set[int] = set()
     try:
