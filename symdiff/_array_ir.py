@@ -221,8 +221,6 @@ class Transpose(ArrayOp):
         return f"{_paren(printer, self.args[0], PRECEDENCE['Func'])}.T"
 
     def _latex(self, printer):
-        if isinstance(self.args[0], Inv):  # inv(S).T is S^{-T}
-            return f"{_latex_paren(printer, self.args[0].args[0], PRECEDENCE['Atom'])}^{{-T}}"
         return f"{_latex_paren(printer, self.args[0], PRECEDENCE['Func'] + 1)}^{{T}}"
 
 
