@@ -72,7 +72,7 @@ FUNCTION_TABLE: dict[type, str] = {
     sympy.acosh: "jnp.arccosh({0})",
     sympy.atanh: "jnp.arctanh({0})",
     sympy.exp: "jnp.exp({0})",
-    sympy.log: "jnp.log({0})",
+    sympy.log: "fast_jnp.log({0})",
     sympy.Abs: "abs_({0})",
     sympy.sign: "jnp.sign({0})",
     sympy.erf: "jsp.erf({0})",
