@@ -20,14 +20,14 @@ import sys
 
 import numpy as np
 
-FUNCTIONS = ("sin", "cos", "tan", "atan", "asin", "acos", "atan2", "cbrt")
+FUNCTIONS = ("sin", "cos", "tan", "atan", "asin", "acos", "atan2", "cbrt", "log")
 DTYPES = ("float32", "float64")
 _XLA = {"sin": "sin", "cos": "cos", "tan": "tan", "atan": "arctan", "asin": "arcsin", "acos": "arccos",
-        "atan2": "arctan2", "cbrt": "cbrt"}
+        "atan2": "arctan2", "cbrt": "cbrt", "log": "log"}
 _NP = {"sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan, "asin": np.arcsin, "acos": np.arccos,
-       "atan2": np.arctan2, "cbrt": np.cbrt}
+       "atan2": np.arctan2, "cbrt": np.cbrt, "log": np.log}
 _MP = {"sin": "sin", "cos": "cos", "tan": "tan", "atan": "atan", "asin": "asin", "acos": "acos",
-       "atan2": "atan2", "cbrt": "cbrt"}
+       "atan2": "atan2", "cbrt": "cbrt", "log": "log"}
 
 
 def _logu(rng, n, lo, hi, dtype):
@@ -71,6 +71,12 @@ def hard_cases(name: str, dtype) -> np.ndarray:
         half = np.array([0.5], dt)
         halves = [np.nextafter(half, dt.type(0)), half, np.nextafter(half, dt.type(1))]
         out += [edge, -edge, *halves, -np.concatenate(halves), np.array([1.0000001, 2.0, -3.0], dt)]
+    elif name == "log":  # next to 1, and the switch points sqrt(2), sqrt(1/2) of the reduction
+        around = [np.array([1.0, 2.0**0.5, 0.5**0.5, 2.0, 0.5], dt)]
+        for _ in range(40):
+            around.append(np.nextafter(around[-1], dt.type(np.inf)))
+            around.append(np.nextafter(around[-2], dt.type(0)))
+        out += around + [np.array([-1.0, -fi.tiny], dt)]
     elif name in ("atan", "cbrt"):
         out += [_logu(np.random.default_rng(8), 400, float(fi.tiny), float(fi.max), dt)]
         if name == "atan":  # the reduction's switch points
@@ -95,6 +101,8 @@ def sweep(name: str, dtype, n: int, seed: int = 0) -> tuple[np.ndarray, ...]:
         dense = np.concatenate([rng.uniform(-10, 10, h), _logu(rng, n - h, 1e-8, lim, dt)])
     elif name in ("asin", "acos"):
         dense = np.concatenate([rng.uniform(-1, 1, h), _logu(rng, n - h, float(fi.tiny), 1.0, dt)])
+    elif name == "log":
+        dense = np.concatenate([rng.uniform(0, 4, h), np.abs(_logu(rng, n - h, float(fi.tiny), float(fi.max), dt))])
     else:
         dense = np.concatenate([rng.uniform(-10, 10, h), _logu(rng, n - h, float(fi.tiny), float(fi.max), dt)])
     return (np.concatenate([dense.astype(dt), hard_cases(name, dt)]),)
@@ -127,7 +135,7 @@ def mp_reference(name: str, args: tuple[np.ndarray, ...]) -> np.ndarray:
             if name == "cbrt":
                 v = vals[0]
                 r = -mpmath.cbrt(-mpmath.mpf(v)) if v < 0 else mpmath.cbrt(mpmath.mpf(v))
-            elif name in ("asin", "acos") and abs(vals[0]) > 1:
+            elif (name in ("asin", "acos") and abs(vals[0]) > 1) or (name == "log" and vals[0] < 0):
                 r = mpmath.nan
             elif name in ("sin", "cos", "tan") and np.isinf(vals[0]):
                 r = mpmath.nan

@@ -17,6 +17,8 @@ RECIPES = {
     "tan": (lambda z, mp: (mp.tan(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)), "pi4"),
     "atan": (lambda z, mp: (mp.atan(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)), "tan_pi8"),
     "asin": (lambda z, mp: (mp.asin(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)), "quarter"),
+    # log(1+f) = 2 atanh(s), s = f/(2+f): the remainder (2 atanh(s) - 2s) / s**3 for |f| <= sqrt(2) - 1
+    "log": (lambda z, mp: (2 * mp.atanh(mp.sqrt(z)) - 2 * mp.sqrt(z)) / (z * mp.sqrt(z)), "log_s"),
 }
 
 
@@ -31,7 +33,8 @@ def fit(name: str, bits: int) -> list[float]:
     mp = mpmath.mp
     mp.dps = 60
     g, where = RECIPES[name]
-    top = {"pi4": (mp.pi / 4) ** 2, "tan_pi8": mp.tan(mp.pi / 8) ** 2, "quarter": mp.mpf(1) / 4}[where]
+    top = {"pi4": (mp.pi / 4) ** 2, "tan_pi8": mp.tan(mp.pi / 8) ** 2, "quarter": mp.mpf(1) / 4,
+           "log_s": ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2}[where]
     tiny = mp.mpf(10) ** -40  # g has a removable singularity at 0
     target = mp.mpf(2) ** -(bits + 6)
     for n in range(2, 30):

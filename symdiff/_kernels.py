@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["arccos", "arcsin", "arctan", "arctan2", "cbrt", "cos", "sin", "sincos", "tan"]
+__all__ = ["arccos", "arcsin", "arctan", "arctan2", "cbrt", "cos", "log", "sin", "sincos", "tan"]
 
 # --- coefficients (python -m symdiff._kernel_fit), highest degree first ---------------------------------
 _SIN_F32 = (2.724992580305979e-06, -0.00019840086735384846, 0.008333331874710208, -0.1666666666385529)
@@ -61,6 +61,10 @@ _ASIN_F64 = (0.02961201126495512, -0.01924167174674304, 0.019554513336123378, 0.
              0.009319560794767446, 0.009621842970100282, 0.011566459612121669, 0.01396378001220357,
              0.017352816540325496, 0.02237215744350722, 0.03038194447553234, 0.044642857142551895,
              0.07500000000000118, 0.16666666666666666)
+
+_LOG_F64 = (0.13086626147840102, 0.13268773138656886, 0.15386239702814658, 0.18181795640132906,
+            0.22222222391713917, 0.28571428570803614, 0.4000000000000088, 0.6666666666666666)
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # fdlibm's split of ln 2
 
 # pi/2 as a sum of pieces: the first three have 12 (float32) / 26 (float64) significant bits, so k * piece
 # is exact for |k| < 2**12 / 2**27 (Cody-Waite); the last is the rounded rest.
@@ -305,6 +309,36 @@ def _cbrt_cpu(x):
     return jnp.where(ok, jnp.where(jnp.signbit(x), -t, t), x)
 
 
+def _log_cpu(x):
+    """Natural log, float64 only (XLA's float32 log is already vectorised): fdlibm's scheme.
+
+    ``x = 2**k * m`` with ``sqrt(1/2) <= m < sqrt(2)`` from the bits, ``f = m - 1``, ``s = f/(2+f)``,
+    ``log(1+f) = f - f**2/2 + s*(f**2/2 + R(s**2))``, summed so that the large terms stay exact.
+    """
+    if x.dtype != jnp.float64:
+        return jnp.log(x)
+    u64 = jnp.uint64
+    bits = lax.bitcast_convert_type(x, u64) & u64(0x7FFFFFFFFFFFFFFF)
+    sub = (bits >> u64(52)) == 0  # subnormal (or zero): read as an integer, x = bits * 2**-1074
+    bits = jnp.where(sub, lax.bitcast_convert_type((bits & u64((1 << 52) - 1)).astype(jnp.float64), u64), bits)
+    hi = (bits >> u64(32)).astype(jnp.uint32)
+    k = (hi >> np.uint32(20)).astype(jnp.int32) - 1023 - jnp.where(sub, 1074, 0)
+    hm = hi & np.uint32(0xFFFFF)
+    i = (hm + np.uint32(0x95F64)) & np.uint32(0x100000)  # mantissa above sqrt(2): halve it
+    new_hi = hm | (i ^ np.uint32(0x3FF00000))
+    m = lax.bitcast_convert_type((new_hi.astype(u64) << u64(32)) | (bits & u64(0xFFFFFFFF)), jnp.float64)
+    dk = (k + (i >> np.uint32(20)).astype(jnp.int32)).astype(jnp.float64)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    r = z * _horner(z, _LOG_F64)
+    hfsq = 0.5 * f * f
+    y = dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
+    y = jnp.where(bits == 0, -jnp.inf, y)
+    y = jnp.where(jnp.signbit(x) & (bits != 0), jnp.nan, y)  # x < 0 (by the bits: subnormals too)
+    return jnp.where(bits >= u64(0x7FF0000000000000), x + jnp.abs(x), y)  # inf -> inf, NaN -> NaN
+
+
 # --- dtype handling and backend dispatch ---------------------------------------------------------------
 
 def _on_cpu(kernel: Callable, xla: Callable, limit: bool = False) -> Callable:
@@ -500,6 +534,25 @@ def _atan2_jvp(primals, tangents):
     (y, x), (ty, tx) = primals, tangents
     d = x * x + y * y
     return arctan2(y, x), (x * ty - y * tx) / d
+
+
+_log = _on_cpu(_log_cpu, jnp.log)
+
+
+@jax.custom_jvp
+def log(x):
+    """The natural logarithm: the kernel for float64 on CPU, ``jnp.log`` otherwise (see :func:`sin`).
+
+    >>> round(float(log(10.0)), 6)
+    2.302585
+    """
+    return _log(x)
+
+
+@log.defjvp
+def _log_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return log(x), t / x
 
 
 @jax.custom_jvp

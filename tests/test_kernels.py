@@ -93,6 +93,9 @@ def test_special_values(dtype):
         assert np.all(np.isnan(f(K.arcsin, [1.5, -2.0, nan]))) and np.all(np.isnan(f(K.arccos, [1.5, -2.0, nan])))
         np.testing.assert_array_equal(f(K.cbrt, [inf, -inf, 8.0, -27.0]), [inf, -inf, 2.0, -3.0])
         np.testing.assert_allclose(f(K.arctan, [inf, -inf]), [np.pi / 2, -np.pi / 2], rtol=1e-7)
+        with np.errstate(all="ignore"):
+            logs = np.log(np.array([0.0, -0.0, -1.0, inf, nan, 1.0], np.float64))
+        np.testing.assert_array_equal(f(K.log, [0.0, -0.0, -1.0, inf, nan, 1.0]), logs)
         y = [0.0, -0.0, 0.0, -0.0, inf, inf, -inf, 1.0, nan]
         x = [0.0, 0.0, -0.0, -0.0, inf, -inf, inf, nan, 1.0]
         np.testing.assert_allclose(f(K.arctan2, y, x), np.arctan2(np.array(y), np.array(x)), rtol=1e-7)
@@ -115,7 +118,7 @@ def test_huge_arguments_take_xla_routine(dtype):
 DERIVATIVES = [
     (K.sin, jnp.sin, (-20, 20)), (K.cos, jnp.cos, (-20, 20)), (K.tan, jnp.tan, (-1.4, 1.4)),
     (K.arctan, jnp.arctan, (-30, 30)), (K.arcsin, jnp.arcsin, (-0.95, 0.95)), (K.arccos, jnp.arccos, (-0.95, 0.95)),
-    (K.cbrt, lambda x: jnp.sign(x) * jnp.abs(x) ** (1 / 3), (0.2, 50)),
+    (K.cbrt, lambda x: jnp.sign(x) * jnp.abs(x) ** (1 / 3), (0.2, 50)), (K.log, jnp.log, (1e-3, 1e3)),
 ]
 
 
@@ -180,6 +183,7 @@ def test_lowering_uses_kernels_and_source_runs():
     text = "sin(a)*exp(-b**2) + atan2(a, b) + cbrt(a)*acos(b/3) + cot(a)"
     d = sd.derive(text, ["a", "b"], dtype="float64", simplify=False)
     assert "fast_jnp.sin(a)" in d.source and "fast_jnp.arctan2(a, b)" in d.source
+    assert "fast_jnp.log(" in sd.derive("log(1 + x**2)", "x").source
     a = np.array([0.5, 1.3, -0.7])
     b = np.array([0.3, 2.0, 1.1])
 
