@@ -53,7 +53,7 @@ FUNCTIONS = {
     "relu": ("relu(x)", "jax.nn.relu(x)", "lambda x: np.maximum(x, 0)", "torch.relu(x)", (-5, 5)),
     "min": ("min(x, y)", "jnp.minimum(x, y)", "np.minimum", "torch.minimum(x, y)", (-5, 5)),
 }
-QUICK = ("sin", "cos", "tan", "atan", "asin", "acos", "atan2", "cbrt", "exp", "erf")
+QUICK = ("sin", "cos", "tan", "atan", "asin", "acos", "atan2", "cbrt", "log", "exp", "erf")
 VJP_EXPRESSIONS = ("sin(a)*exp(-b**2)", "exp(-(a-b)**2/2)*cos(3*a)")
 
 
