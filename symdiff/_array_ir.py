@@ -553,6 +553,10 @@ def _split_scalar(expr: sympy.Expr):
         if scalars and len(scalars) < len(expr.args):
             rest = [f for f in expr.args if rank(f) != 0]
             return sympy.Mul(*scalars), sympy.Mul(*rest)
+    if isinstance(expr, MatMul) and isinstance(expr.args[0], sympy.Mul):  # MatMul(2*A, B) is 2*(A @ B)
+        c, rest = expr.args[0].as_coeff_Mul()
+        if c != 1 and c.is_Number and rank(rest) == rank(expr.args[0]):
+            return c, MatMul(rest, expr.args[1])
     return sympy.S.One, expr
 
 
@@ -600,7 +604,11 @@ def matmul(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
         out = MatMul(b, a)  # x @ (A @ y): the chain on the left reads better, the value is the same
     else:
         out = MatMul(a, b)
-    return coeff * out if coeff != 1 else out
+    if coeff == 1:
+        return out
+    if isinstance(out, MatMul) and coeff.is_Integer:  # 2*X.T @ r reads as the textbook's 2 X^T r
+        return MatMul(coeff * out.args[0], out.args[1])
+    return coeff * out
 
 
 def dot(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:

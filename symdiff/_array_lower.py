@@ -151,6 +151,11 @@ class _Writer:
 
     def render_matmul(self, a, b) -> tuple[str, int]:
         ra, rb = rank(a), rank(b)
+        c, core = a.as_coeff_Mul() if isinstance(a, sympy.Mul) else (sympy.S.One, a)
+        if c != 1 and rank(core) == ra:  # (2*A) @ b is 2*(A @ b): scale the smaller result, not A
+            if c == -1:
+                return f"-{self.arg(ir.MatMul(core, b))}", _OP
+            return f"{self.arg(c)} * {self.arg(ir.MatMul(core, b))}", _OP
         if isinstance(a, ir.Diag):  # diag(p) @ B: scale the rows
             p = self.arg(a.args[0])
             return (f"{p}[:, None] * {self.arg(b)}" if rb == 2 else f"{p} * {self.arg(b)}"), _OP

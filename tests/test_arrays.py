@@ -167,7 +167,7 @@ def test_printed_closed_forms():
     assert str(sd.derive("x @ A @ x", wrt="x", shapes=shapes)) == "d/dx = A @ x + A.T @ x"
     assert str(sd.derive("x @ A @ x", wrt="x", order=2, shapes=shapes)) == "d^2/dx^2 = A + A.T"
     ls = sd.derive("sum((X @ w - y)**2)", wrt="w", order=2, shapes=SHAPES)
-    assert str(ls) == "d^2/dw^2 = 2*(X.T @ X)"
+    assert str(ls) == "d^2/dw^2 = 2*X.T @ X"
     assert str(sd.derive("logdet(S)", shapes=SHAPES)) == "d/dS = inv(S).T"
     lr = sd.derive("sum(log(1 + exp(-t * (X @ w))))", wrt="w", order=2, shapes=SHAPES)
     assert "X.T @ (diag(" in str(lr) and ") @ X)" in str(lr)
@@ -253,7 +253,7 @@ def _regression_inputs(n, seed=0):
 
 def test_check_source_and_function(regression):
     d = regression
-    assert str(d) == "d/dw = 2*(X.T @ (-y + X @ w))/m\nd/dS = inv(S).T"
+    assert str(d) == "d/dw = (2*X.T @ (-y + X @ w))/m\nd/dS = inv(S).T"
     v = _regression_inputs(4)
     report = d.check(**v)
     assert report.ok and report.max_abs_error < 1e-9
@@ -338,7 +338,7 @@ def test_matrix_calculus_example_runs(capsys):
 
     runpy.run_path(str(ROOT / "examples" / "matrix_calculus.py"), run_name="__main__")
     out = capsys.readouterr().out
-    assert "d^2/dw^2 = 2*(X.T @ X)" in out
+    assert "d^2/dw^2 = 2*X.T @ X" in out
     assert "one Newton step = numpy.linalg.lstsq" in out
     assert out.count("cross-check passed") == 1 and "diag(" in out
 
