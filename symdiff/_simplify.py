@@ -14,10 +14,12 @@ symdiff: it must not import JAX.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable, Iterable, NamedTuple
 
 import sympy
+from sympy.core.function import UndefinedFunction
 from sympy.core.parameters import distribute
 
 from ._budget import run_budgeted, wait_ready
@@ -162,13 +164,46 @@ def expand_products(expr: sympy.Expr):
     yield expanded.xreplace(restore)
 
 
+_WORKER_MODULES = ("symdiff._functions",)  # besides SymPy: what the worker process has imported
+
+
+def _travels(head: type) -> bool:
+    """Whether the worker process can rebuild applications of ``head`` (pickled by reference)."""
+    if isinstance(head, UndefinedFunction):
+        return True
+    module = head.__module__ or ""
+    if not (module.startswith("sympy.") or module in _WORKER_MODULES):
+        return False  # a user's module, or one of ours that imports JAX
+    return getattr(sys.modules.get(module), head.__qualname__, None) is head
+
+
+def _for_worker(expr: sympy.Expr) -> tuple[sympy.Expr, dict]:
+    """``expr`` with function heads the worker cannot import renamed to stand-ins, and the renaming back.
+
+    A stand-in is an undefined function of the same arity: the passes still
+    simplify its arguments, and the original head is put back afterwards.
+    """
+    foreign = sorted({type(f) for f in expr.atoms(sympy.Function) if not _travels(type(f))}, key=str)
+    if not foreign:
+        return expr, {}
+    standins = {h: sympy.Function(f"_symdiff_{i}_{h.__name__}", real=True) for i, h in enumerate(foreign)}
+    with distribute(False):  # rebuilding must not re-distribute 2*(a - b)
+        for head, standin in standins.items():
+            expr = expr.replace(head, standin)
+    return expr, {standin: head for head, standin in standins.items()}
+
+
 def _cheapest(expr: sympy.Expr, chain: tuple[Pass, ...], accept, seconds: float, hold_sums: bool) -> sympy.Expr:
     """The cheapest acceptable form the chain finds for ``expr`` within ``seconds`` (``expr`` if none)."""
     held, restore = hold_saturating_sums(expr) if hold_sums else (expr, {})
     best, best_cost = expr, _cost(held, _heads(held))
-    for candidate, cost in run_budgeted(chain_candidates, (held, chain), seconds):
+    shipped, heads_back = _for_worker(held)
+    for candidate, cost in run_budgeted(chain_candidates, (shipped, chain), seconds):
         if cost < best_cost:
-            candidate = candidate.xreplace(restore) if restore else candidate
+            with distribute(False):  # rebuilding must not re-distribute 2*(a - b)
+                for standin, head in heads_back.items():
+                    candidate = candidate.replace(standin, head)
+                candidate = candidate.xreplace(restore) if restore else candidate
             if accept(candidate):  # checked here: the worker cannot lower to JAX
                 best, best_cost = candidate, cost
     return best
