@@ -43,8 +43,9 @@ _ATOM, _OP = 2, 1  # precedence of generated code: safe as an operand, or needs 
 
 
 class _Writer:
-    def __init__(self, names: dict, indent: str = "    "):
+    def __init__(self, names: dict, indent: str = "    ", taken: set | None = None):
         self.names = dict(names)  # symbol / dim -> python name
+        self.taken = taken if taken is not None else set(names.values())  # never shadow an input's name
         self.lines: list[str] = []
         self.indent = indent
         self.uses: dict = {}
@@ -62,8 +63,12 @@ class _Writer:
                 stack.extend(a for a in node.args if isinstance(a, sympy.Expr))
 
     def fresh(self, prefix="t") -> str:
-        self.counter[0] += 1
-        return f"{prefix}{self.counter[0]}"
+        while True:
+            self.counter[0] += 1
+            name = f"{prefix}{self.counter[0]}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
 
     def code(self, node) -> tuple[str, int]:
         if node in self.done:
@@ -241,7 +246,7 @@ class _Writer:
 
     def render_jacobian(self, node) -> tuple[str, int]:
         g, x = node.args
-        inner = _Writer(self.names, self.indent + "    ")
+        inner = _Writer(self.names, self.indent + "    ", self.taken)
         inner.counter = self.counter
         inner.count([g])
         body = inner.code(g)[0]
@@ -279,7 +284,7 @@ def lower_arrays(outputs, args, name: str = "array_kernel"):
     exprs = [e for e, _ in outputs]
     dims = sorted({d for e, s in outputs for d in list(e.free_symbols) + list(s) if isinstance(d, ir.Dim)},
                   key=lambda d: d.name)
-    writer = _Writer(names)
+    writer = _Writer(names, taken=taken)
     header = []
     for d in dims:
         where = next(((a, i) for a in args if isinstance(a, ir.ArraySymbol) for i, s in enumerate(a.shape) if s == d),
