@@ -145,6 +145,24 @@ def unbroadcast(g: sympy.Expr, shape: tuple) -> sympy.Expr:
     return out
 
 
+def _sum_to_leaf(value: sympy.Expr, node_shape: tuple, leaf_shape: tuple) -> sympy.Expr:
+    """The adjoint of a leaf broadcast up to ``node_shape``, from ``value`` (broadcastable to ``node_shape``).
+
+    ``value`` may leave out axes along which it is constant (an adjoint of 1
+    stands for ones of the node's shape): summing over such an axis multiplies
+    by its size, so ``sum(A + x**2)`` with ``A: (n, n)`` gives ``2*n*x``.
+    """
+    vs = tuple(shape_of(value))
+    lead = len(node_shape) - len(leaf_shape)
+    padded = (1,) * (len(node_shape) - len(vs)) + vs
+    factor = sympy.S.One
+    for i, d in enumerate(node_shape):
+        broadcast = i < lead or (leaf_shape[i - lead] == 1 and d != 1)
+        if broadcast and padded[i] == 1:
+            factor *= d
+    return unbroadcast(value * factor if factor != 1 else value, leaf_shape)
+
+
 def _full(g: sympy.Expr, shape: tuple) -> sympy.Expr:
     return ir.broadcast_to(g, shape) if shape_of(g) != tuple(shape) else g
 
@@ -226,7 +244,8 @@ def gradient(f: sympy.Expr, wrt) -> list:
             continue
         if ir.is_elementwise(node):
             leaves = [leaf for leaf in _leaves(node) if _depends(leaf, wrt)]
-            contributions = [unbroadcast(g * p, shape_of(leaf)) for leaf, p in zip(leaves, _partials(node, leaves))]
+            contributions = [_sum_to_leaf(g * p, shape_of(node), shape_of(leaf))
+                             for leaf, p in zip(leaves, _partials(node, leaves))]
             targets = leaves
         else:
             targets = node.array_args
