@@ -407,3 +407,21 @@ def test_vjp_of_an_array_output_and_third_order():
     with jax.enable_x64(True):
         ref = jax.jacfwd(jax.hessian(lambda x: jnp.sum(x**4) + x @ A @ x))(jnp.asarray(x))
     _close(d3(x=x, A=A), ref)
+
+
+def test_two_layer_mlp_gradients():
+    shapes = {"X": ("B", "d"), "W1": ("d", "h"), "b1": "h", "W2": ("h", 1), "b2": 1, "y": ("B", 1)}
+    names = ["W1", "b1", "W2", "b2"]
+    d = sd.derive("mean((tanh(X @ W1 + b1) @ W2 + b2 - y)**2)", wrt=names, shapes=shapes)
+    assert "matmul(" not in str(d) and "X.T @ (" in str(d).splitlines()[0]
+    rng = _rng(11)
+    v = {"X": rng.normal(size=(8, 4)), "W1": rng.normal(size=(4, 5)), "b1": rng.normal(size=5),
+         "W2": rng.normal(size=(5, 1)), "b2": rng.normal(size=1), "y": rng.normal(size=(8, 1))}
+
+    def loss(W1, b1, W2, b2):
+        return jnp.mean((jnp.tanh(v["X"] @ W1 + b1) @ W2 + b2 - v["y"]) ** 2)
+
+    with jax.enable_x64(True):
+        want = jax.grad(loss, (0, 1, 2, 3))(*(jnp.asarray(v[k]) for k in names))
+    for got, ref in zip(d(**v), want):
+        _close(got, ref)
