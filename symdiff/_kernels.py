@@ -350,10 +350,10 @@ def _on_cpu(kernel: Callable, xla: Callable, limit: bool = False) -> Callable:
         if not jnp.issubdtype(dtype, jnp.floating):
             return xla(*args)
         work = dtype if dtype in (jnp.float32, jnp.float64) else jnp.float32
-        args = [a.astype(work) for a in args]
+        args = [a if a.dtype == work else a.astype(work) for a in args]  # (keeps weak types)
         cpu = _guarded(kernel, xla) if limit else kernel
         out = lax.platform_dependent(*args, cpu=cpu, default=xla)
-        return out.astype(dtype)
+        return out if out.dtype == dtype else out.astype(dtype)
 
     return run
 
@@ -432,8 +432,9 @@ def _sincos_jvp(x):
     def slow(v):
         return jnp.sin(v), jnp.cos(v)
 
-    s, c = lax.platform_dependent(x.astype(work), cpu=_guarded(_sincos_cpu, slow), default=slow)
-    return s.astype(dtype), c.astype(dtype)
+    xw = x if dtype == work else x.astype(work)
+    s, c = lax.platform_dependent(xw, cpu=_guarded(_sincos_cpu, slow), default=slow)
+    return (s, c) if dtype == work else (s.astype(dtype), c.astype(dtype))
 
 
 @_sincos_jvp.defjvp
