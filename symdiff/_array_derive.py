@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 from sympy.core.parameters import distribute
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import _array_ir as ir
 from . import _cache
@@ -171,6 +172,27 @@ def _from_matrix_expr(e, cache: dict):
                 out = ir.matmul(out, base)
         else:
             raise CaptureError(f"matrix power {e} is not supported (integer powers 1..16 and -1 are)")
+    elif isinstance(e, sympy.Sum) and e.has(MatrixElement):
+        # SymPy writes (x.T*A*x)[0, 0] as a Sum over index dummies; its array expressions read it back
+        from sympy.tensor.array.expressions import convert_array_to_matrix, convert_indexed_to_array
+
+        try:
+            back = convert_array_to_matrix(convert_indexed_to_array(e))
+        except Exception as exc:  # noqa: BLE001 - SymPy raises assorted errors on sums it cannot read
+            raise CaptureError(f"cannot read the sum {e} as a matrix expression ({type(exc).__name__})") from exc
+        if back.has(sympy.Sum) or not isinstance(back, sympy.Basic):
+            raise CaptureError(f"cannot read the sum {e} as a matrix expression")
+        out = _from_matrix_expr(back, cache)
+    elif isinstance(e, MatrixElement):  # (x.T*A*x)[0, 0], or an entry X[i, j] with constant indices
+        parent = _from_matrix_expr(e.parent, cache)
+        if not (e.i.is_Integer and e.j.is_Integer):
+            raise CaptureError(f"the matrix entry {e} needs constant integer indices")
+        if shape_of(parent) == (1, 1):
+            out = ir.reduce_sum(parent)
+        else:
+            from ._array_index import index
+
+            out = index(parent, (int(e.i), int(e.j)))
     elif isinstance(e, sympy.MatrixExpr):
         raise CaptureError(f"the matrix expression {type(e).__name__} ({e}) is not supported")
     elif e.is_Atom:

@@ -425,3 +425,15 @@ def test_two_layer_mlp_gradients():
         want = jax.grad(loss, (0, 1, 2, 3))(*(jnp.asarray(v[k]) for k in names))
     for got, ref in zip(d(**v), want):
         _close(got, ref)
+
+
+def test_matrix_symbol_entry_of_a_product():
+    n = sympy.Symbol("n", integer=True, positive=True)
+    xs, As = sympy.MatrixSymbol("x", n, 1), sympy.MatrixSymbol("A", n, n)
+    rng = _rng(13)
+    A, xc = rng.normal(size=(3, 3)), rng.normal(size=(3, 1))
+    d = sd.derive((xs.T * As * xs)[0, 0], wrt=xs)  # SymPy spells this entry as a Sum over index dummies
+    assert str(d) == "d/dx = A @ x + A.T @ x"
+    _close(d(x=xc, A=A), (A + A.T) @ xc)
+    with pytest.raises(sd.CaptureError):
+        sd.derive(sympy.Sum(xs[sympy.Symbol("i", integer=True), 0] ** 3, (sympy.Symbol("i", integer=True), 0, n - 1)))
