@@ -141,6 +141,9 @@ def _fold(root: sympy.Basic, memo: dict, combine) -> None:
         memo[node] = combine(node)
 
 
+_WIDE = 16  # sums and products with more arguments get a symbol -> arguments index
+
+
 class _Differentiator:
     """``d/ds`` of SymPy expressions, memoised per node (one instance per symbol ``s``)."""
 
@@ -152,6 +155,26 @@ class _Differentiator:
         self.plain: dict[sympy.Basic, bool] = shared.setdefault("plain", {})
         self.fdiffs: dict[tuple[sympy.Basic, int], sympy.Expr] = shared.setdefault("fdiff", {})
         self.symbols: dict[sympy.Basic, frozenset] = shared.setdefault("symbols", {})
+        self.wide: dict[sympy.Basic, dict] = shared.setdefault("wide", {})
+
+    def _args_with_s(self, node: sympy.Basic) -> tuple | list:
+        """The arguments of a sum or product that contain ``s``.
+
+        Wide nodes (an n-term sum) are indexed once, symbol -> arguments, and the
+        index is shared by every symbol's differentiator: the gradient of an
+        n-term sum touches each term once in all, not n times.
+        """
+        args = node.args
+        if len(args) <= _WIDE:
+            return args
+        index = self.wide.get(node)
+        if index is None:
+            index = self.wide[node] = {}
+            symbols = self.symbols
+            for a in args:
+                for sym in (symbols[a] if not a.is_Atom else ((a,) if a.is_Symbol else ())):
+                    index.setdefault(sym, []).append(a)
+        return index.get(self.s, ())
 
     def _index_symbols(self, root: sympy.Basic) -> None:
         """Record the symbols under every node of ``root`` (memoised, iterative).
@@ -228,7 +251,8 @@ class _Differentiator:
                 memo[node] = self._fallback(node)
                 stack.pop()
                 continue
-            children = node.args if kind != "piecewise" else [pair.args[0] for pair in node.args]
+            children = (self._args_with_s(node) if kind in ("add", "mul") else
+                        node.args if kind != "piecewise" else [pair.args[0] for pair in node.args])
             pending = [c for c in children if not c.is_Atom and c not in memo]  # atoms: no hashing
             if pending:
                 stack.extend(pending)
@@ -279,12 +303,15 @@ class _Differentiator:
         if kind == "function":
             return self._chain(node)
         if kind == "add":  # Add._eval_derivative
-            ds = [_built(d) for d in map(self._d, node.args) if not _is_zero(d)]
+            ds = [_built(d) for d in map(self._d, self._args_with_s(node)) if not _is_zero(d)]
             return _Add(*ds) if ds else _ZERO
         if kind == "mul":  # Mul._eval_derivative_n_times(s, 1): one product per differentiated factor
             args = list(node.args)
+            with_s = set(self._args_with_s(node)) if len(args) > _WIDE else None
             terms = []
             for i, a in enumerate(args):
+                if with_s is not None and a not in with_s:
+                    continue  # constant in s: its derivative is zero
                 d = self._d(a)
                 if _is_zero(d):
                     continue
