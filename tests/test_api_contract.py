@@ -259,6 +259,8 @@ def test_dtype_rule():
     assert sd.derive("x**2", wrt="x", dtype=np.float32)(x=x64).dtype == jnp.float32
     # JAX's global configuration unchanged
     assert not jax.config.jax_enable_x64
+    for dt, want in (("bfloat16", jnp.bfloat16), (sd.float16, jnp.float16), (sd.float64, jnp.float64), (jnp.float64, jnp.float64)):
+        assert sd.derive("x**2", wrt="x", dtype=dt)(x=3.0).dtype == want, dt
     with pytest.raises(sd.SymdiffError):
         sd.derive("x**2", dtype="float128")(x=1.0)
 
@@ -287,16 +289,24 @@ def test_error_hierarchy():
 
 @pytest.mark.parametrize(
     "text, pos",
-    [("x + $", 4), ("2x", 1), ("x % y", 2), ("foo(x)", 0), ("x.real", 1), ("x @ y", 2)],
+    [("x + $", 4), ("2x", 1), ("x % y", 2), ("x.real", 1), ("x @ y", 2), ("x // y", 2), ("x < y", 2), ("a = 1", 2)],
 )
 def test_parse_errors(text, pos):
     with pytest.raises(sd.ParseError) as info:
         sd.derive(text)
     assert info.value.text == text
-    assert isinstance(info.value.position, int)
-    if text in ("x + $", "2x"):
-        assert info.value.position == pos
-    assert 0 <= info.value.position <= len(text)
+    assert info.value.position == pos
+
+
+def test_no_hang_on_huge_numbers():
+    import time
+
+    t = time.monotonic()
+    d = sd.derive("x**999999999999")
+    assert sympy.simplify(d.closed_form["x"] - 999999999999 * sympy.Symbol("x", real=True) ** 999999999998) == 0
+    with pytest.raises(sd.ParseError):
+        sd.derive("9**9**9**9*x")
+    assert time.monotonic() - t < 10
 
 
 def test_parser_never_evaluates():
@@ -316,9 +326,9 @@ def test_parser_language():
 
 
 def test_bad_inputs_name_the_input(seed):
-    with pytest.raises(sd.SymdiffError, match="b"):
+    with pytest.raises(sd.SymdiffError, match="'b'"):
         seed(a=[1.0])
-    with pytest.raises(sd.SymdiffError, match="c"):
+    with pytest.raises(sd.SymdiffError, match="'c'"):
         seed(a=1.0, b=1.0, c=1.0)
     with pytest.raises(sd.SymdiffError):
         seed(a=[1.0, 2.0], b=[1.0, 2.0, 3.0])
@@ -361,6 +371,16 @@ def test_fit_linear():
     np.testing.assert_allclose(float(r.params["b"]), 1.0, atol=0.05)
     assert isinstance(r.derivative, sd.Derivative)
     assert {s.name for s in r.model.free_symbols} == {"x", "y"}
+
+
+def test_fit_plain_minimisation_and_shapes():
+    r = sd.fit("(a - 3)**2 + (b + 1)**2", {"a": 0.0, "b": 0.0}, {}, steps=10, optimizer="lbfgs", lr=None, progress=False)
+    np.testing.assert_allclose([float(r.params["a"]), float(r.params["b"])], [3.0, -1.0], atol=1e-3)
+    X = RNG.standard_normal((32, 3))
+    wt = np.array([1.0, -2.0, 0.5])
+    r = sd.fit("(x @ w - y)**2", {"w": np.zeros(3)}, {"x": X, "y": X @ wt}, steps=300, lr=0.05, progress=False, shapes={"x": "n", "w": "n"})
+    assert np.shape(r.params["w"]) == (3,)
+    np.testing.assert_allclose(np.asarray(r.params["w"]), wt, atol=1e-2)
 
 
 # --------------------------------------------------------------------------- §4 CLI
@@ -462,7 +482,7 @@ def test_shape_errors(quad):
         d(x=np.ones(3), A=np.eye(4))
     msg = str(info.value)
     assert "n" in msg and "3" in msg and "4" in msg
-    assert "x" in msg or "A" in msg
+    assert "'x'" in msg or "'A'" in msg
     with pytest.raises(sd.ShapeError) as info:
         d(x=np.ones((3, 3)), A=np.eye(3))
     assert "x" in str(info.value)
@@ -470,7 +490,7 @@ def test_shape_errors(quad):
         sd.derive("A @ x", wrt="x", shapes={"A": ("n", "n"), "x": "m"})
     msg = str(info.value)
     assert "@" in msg or "matmul" in msg
-    assert "m" in msg and "n" in msg
+    assert "(n, n)" in msg and "(m,)" in msg
 
 
 def test_least_squares():
@@ -513,7 +533,6 @@ def test_callable_and_matrix_symbol():
     np.testing.assert_allclose(g, (A + A.T) @ xc, rtol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: a MatrixElement of a MatrixSymbol expression raises a raw TypeError")
 def test_matrix_symbol_element():
     n = sympy.Symbol("n", integer=True, positive=True)
     xs = sympy.MatrixSymbol("x", n, 1)
@@ -559,6 +578,35 @@ def test_array_functions_exist():
         assert callable(getattr(sd, name)), name
 
 
+def test_array_function_values():
+    x = np.array([0.3, -1.2, 2.0])
+    A = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    sx = {"x": "n"}
+    cases = [
+        ("logsumexp(x)", sx, "x", lambda x: jax.scipy.special.logsumexp(x)),
+        ("softmax(x)", sx, "x", jax.nn.softmax),
+        ("norm(x)", sx, "x", jnp.linalg.norm),
+        ("trace(diag(x)) + sum(outer(x, x)) + dot(x, x) + mean(x)", sx, "x",
+         lambda x: jnp.trace(jnp.diag(x)) + jnp.sum(jnp.outer(x, x)) + x @ x + jnp.mean(x)),
+        ("det(A)", {"A": ("n", "n")}, "A", jnp.linalg.det),
+        ("sum(inv(A) @ x) + norm(A) + mean(A, 0) @ x + sum(A, 1) @ x", {"A": ("n", "n"), "x": "n"}, "A",
+         None),
+    ]  # fmt: skip
+    for text, shapes, wrt, ref_f in cases:
+        d = sd.derive(text, wrt=wrt, shapes=shapes)
+        kw = {k: {"x": x, "A": A}[k] for k in shapes}
+        got = d(**kw)  # float64 inputs: float64 results, outside any x64 scope
+        assert got.dtype == jnp.float64, text
+        with jax.enable_x64(True):  # a local scope for the float64 oracle only
+            if ref_f is None:
+                xj = jnp.asarray(x)
+                ref_f = lambda A, xj=xj: (jnp.sum(jnp.linalg.inv(A) @ xj) + jnp.linalg.norm(A)  # noqa: E731
+                                          + jnp.mean(A, 0) @ xj + jnp.sum(A, 1) @ xj)
+            ref = np.asarray(jax.jacobian(ref_f)(jnp.asarray(kw[wrt])))
+        assert got.shape == ref.shape, text
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-9, atol=1e-12, err_msg=text)
+
+
 def test_tensor_least_squares_derive():
     Xv = RNG.standard_normal((100, 3)).astype(np.float32)
     yv = RNG.standard_normal(100).astype(np.float32)
@@ -570,6 +618,43 @@ def test_tensor_least_squares_derive():
     assert "matmul(" not in s and "@" in s and "X" in s, s
     loss.backward()
     np.testing.assert_allclose(w.grad.numpy(), 2 * Xv.T @ (Xv @ np.zeros(3) - yv) / 100, rtol=1e-4, atol=1e-5)
+
+
+def _eval_printed(d, env):
+    """Read the right-hand side of each printed line as NumPy code (the notation §6 promises)."""
+    ns = {"sum": lambda a, axis=None, dim=None: np.sum(a, axis=axis if dim is None else dim),
+          "mean": lambda a, axis=None, dim=None: np.mean(a, axis=axis if dim is None else dim),
+          "outer": np.outer, "inv": np.linalg.inv, "diag": np.diag, "dot": np.dot, **env}  # fmt: skip
+    return [eval(line.split(" = ", 1)[1], ns) for line in str(d).splitlines()]  # noqa: S307
+
+
+def test_tensor_printed_closed_form_reads_as_numpy():
+    Xv = RNG.standard_normal((4, 3))
+    yv = RNG.standard_normal(4)
+    wv = RNG.standard_normal(3)
+    w = sd.tensor(wv, requires_grad=True, name="w", dtype=sd.float64)
+    loss = ((sd.tensor(Xv, name="X") @ w - sd.tensor(yv, name="y")) ** 2).mean()
+    (g,) = _eval_printed(loss.derive(), {"X": Xv, "y": yv, "w": wv})
+    np.testing.assert_allclose(g, 2 * Xv.T @ (Xv @ wv - yv) / 4, rtol=1e-10)
+
+
+@pytest.mark.xfail(strict=True, reason="library bug: the printed gradient of sum(mean(X**2, dim=0)) is sum(mean(2*X, dim=0)), a scalar in NumPy notation")
+def test_tensor_printed_mean_dim_reads_as_numpy():
+    Xv = np.arange(6.0).reshape(2, 3)
+    X = sd.tensor(Xv, requires_grad=True, name="X")
+    (g,) = _eval_printed(((X**2).mean(dim=0).sum()).derive(), {"X": Xv})
+    assert np.shape(g) == (2, 3)
+    np.testing.assert_allclose(g, Xv, rtol=1e-12)
+
+
+def test_tensor_mean_dim_values():
+    Xv = np.arange(6.0).reshape(2, 3).astype(np.float32)
+    X = sd.tensor(Xv, requires_grad=True, name="X")
+    loss = (X**2).mean(dim=0).sum()
+    (g,) = loss.derive()(X=Xv)
+    np.testing.assert_allclose(np.asarray(g), Xv, rtol=1e-6)
+    loss.backward()
+    np.testing.assert_allclose(X.grad.numpy(), Xv, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- §7 sparse
@@ -638,6 +723,14 @@ def test_step_slice_symbolic_size():
     np.testing.assert_allclose(np.asarray(d(x=np.arange(1.0, 5.0))), [1.0, 0, 1, 0])
 
 
+def test_sparse_matrix_wrt_flattened():
+    A = RNG.uniform(0.5, 1.5, (2, 3))
+    h = sd.derive("sum(A**3)", wrt="A", order=2, shapes={"A": (2, 3)})
+    H = h.sparse(A=A, format="scipy")
+    assert H.shape == (6, 6) and H.nnz == 6
+    np.testing.assert_allclose(H.toarray(), np.diag(6 * A.ravel()), rtol=1e-12)
+
+
 def test_sparse_scalar_names():
     h = sd.derive("x0**2*x1 + x2", wrt=["x0", "x1", "x2"], order=2)
     S = h.sparse(x0=1.5, x1=2.0, x2=3.0, format="scipy")
@@ -679,6 +772,30 @@ def test_jax_callable_arrays_and_literals():
     r = dg(x=xv)
     assert r.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(r), 0.1 * (1 - np.tanh(xv) ** 2), rtol=1e-14)
+
+
+def test_jax_callable_linalg_and_einsum():
+    S = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    d = sd.derive(lambda S: jnp.linalg.slogdet(S)[1], wrt="S", shapes={"S": ("n", "n")})
+    np.testing.assert_allclose(np.asarray(d(S=S)), np.linalg.inv(S).T, rtol=1e-9)
+    e = sd.derive(lambda x, A: jnp.sum(jnp.einsum("i,ij->j", x, A)), wrt="x", shapes=XA)
+    np.testing.assert_allclose(np.asarray(e(x=np.ones(3), A=S)), S.sum(axis=1), rtol=1e-12)
+    f = sd.derive(lambda x: jax.nn.sigmoid(x) + jax.scipy.special.erf(x) + jax.lax.tanh(x), wrt="x")
+    ref = jax.grad(lambda x: jax.nn.sigmoid(x) + jax.scipy.special.erf(x) + jnp.tanh(x))(0.4)
+    np.testing.assert_allclose(float(f(x=0.4)), float(ref), rtol=1e-6)
+
+
+def test_jax_callable_scalar_closure_constant():
+    c = np.array([1.0, 2.0, 3.0])
+    d = sd.derive(lambda x: jnp.sum(c * x**2), wrt="x")
+    np.testing.assert_allclose(float(d(x=2.0)), 2 * 2.0 * c.sum(), rtol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="library refuses enclosing-scope arrays with shapes= (CaptureError), contract §8 says they are constants")
+def test_jax_callable_array_closure_constant_with_shapes():
+    c = np.array([1.0, 2.0, 3.0])
+    d = sd.derive(lambda x: jnp.sum(c * x**2), wrt="x", shapes={"x": 3})
+    np.testing.assert_allclose(np.asarray(d(x=np.ones(3))), 2 * c, rtol=1e-12)
 
 
 def test_capture_error_names_primitive():
