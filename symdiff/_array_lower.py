@@ -151,8 +151,28 @@ class _Writer:
         return text, (_ATOM if text.endswith(")") and not text.startswith("1 /") else _OP)
 
     def dims(self, shape) -> str:
-        items = [str(d) if isinstance(d, int) else self.code(d)[0] for d in shape]
+        items = [self.size(d) for d in shape]
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+    def size(self, d) -> str:
+        """Python integer code of a size: an int, a dim, or integer arithmetic of dims (x[::2]: ceiling(n/2))."""
+        if isinstance(d, int) or (isinstance(d, sympy.Expr) and d.is_Integer):
+            return str(int(d))
+        if isinstance(d, ir.Dim):
+            return self.names[d]
+        if isinstance(d, sympy.Add):
+            return "(" + " + ".join(self.size(a) for a in d.args) + ")"
+        if isinstance(d, (sympy.floor, sympy.ceiling)):
+            c, rest = d.args[0].as_coeff_Mul()
+            num = self.size(c.p * rest)
+            if isinstance(d, sympy.floor):
+                return f"({num} // {c.q})"
+            return f"(-(-{num} // {c.q}))"
+        if isinstance(d, sympy.Mul):
+            return "(" + " * ".join(self.size(a) for a in d.args) + ")"
+        if isinstance(d, (sympy.Max, sympy.Min)):
+            return f"{type(d).__name__.lower()}({', '.join(self.size(a) for a in d.args)})"
+        raise LoweringError(f"cannot compute the size {d}")
 
     def render_matmul(self, a, b) -> tuple[str, int]:
         ra, rb = rank(a), rank(b)
