@@ -28,6 +28,7 @@ the measured accuracy (against mpmath) and speed.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
@@ -341,13 +342,21 @@ def _log_cpu(x):
 
 # --- dtype handling and backend dispatch ---------------------------------------------------------------
 
+# Below this many elements XLA's routine is as fast (the kernels' fixed costs dominate) and compiles faster.
+MIN_SIZE = 4096
+
+
+def _small(*args) -> bool:
+    return max(math.prod(jnp.shape(a)) for a in args) < MIN_SIZE
+
+
 def _on_cpu(kernel: Callable, xla: Callable, limit: bool = False) -> Callable:
     """``kernel`` on the CPU backend, ``xla`` elsewhere; low floats in float32; others to ``xla``."""
 
     def run(*args):
         args = [jnp.asarray(a) for a in args]
         dtype = jnp.result_type(*args)
-        if not jnp.issubdtype(dtype, jnp.floating):
+        if not jnp.issubdtype(dtype, jnp.floating) or _small(*args):
             return xla(*args)
         work = dtype if dtype in (jnp.float32, jnp.float64) else jnp.float32
         args = [a if a.dtype == work else a.astype(work) for a in args]  # (keeps weak types)
@@ -418,8 +427,8 @@ def sincos(x):
     [0.841471, 0.540302]
     """
     x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        return sin(x), cos(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating) or _small(x):
+        return jnp.sin(x), jnp.cos(x)
     return _sincos_jvp(x)
 
 

@@ -22,6 +22,19 @@ from benchmarks import kernel_accuracy as ka  # noqa: E402
 CASES = [(name, dtype) for name in ka.FUNCTIONS for dtype in ka.DTYPES]
 
 
+@pytest.fixture(autouse=True)
+def kernels_at_every_size(monkeypatch):
+    """Small arrays normally take XLA's routine (K.MIN_SIZE); these tests exercise the kernels on them."""
+    monkeypatch.setattr(K, "MIN_SIZE", 0)
+
+
+def test_small_arrays_take_xla_routine(monkeypatch):
+    monkeypatch.setattr(K, "MIN_SIZE", 4096)
+    small = jax.jit(K.sin).lower(jax.ShapeDtypeStruct((100,), jnp.float32)).as_text()
+    large = jax.jit(K.sin).lower(jax.ShapeDtypeStruct((8192,), jnp.float32)).as_text()
+    assert "round_nearest_even" not in small and "round_nearest_even" in large
+
+
 def _check_accuracy(name, dtype, n, mp_points):
     args = ka.sweep(name, dtype, n, seed=3)
     ours, xla = ka.evaluate(name, dtype, args)
