@@ -191,6 +191,18 @@ def test_vjp_and_value_and_grad(seed):
     va, vb = seed.vjp(c, a=a, b=b)
     np.testing.assert_allclose(np.asarray(va), c * 9 * a**2)
     np.testing.assert_allclose(np.asarray(vb), c * -2 * b)
+    # broadcasting: the cotangent has the broadcast shape, results their input's shape
+    d = sd.derive("x*y**2")
+    vx, vy = d.vjp(np.array([1.0, 2.0, 3.0]), x=np.array([1.0, 2.0, 3.0]), y=2.0)
+    assert vx.shape == (3,) and vy.shape == ()
+    np.testing.assert_allclose(np.asarray(vx), [4.0, 8.0, 12.0])
+    np.testing.assert_allclose(float(vy), 2 * 2.0 * (1 * 1 + 2 * 2 + 3 * 3))
+    # vector-valued: gradient of sum(cotangent * y) over the outputs
+    gx, gy = sd.derive(["x*y", "x + y"]).vjp((np.array(1.0), np.array(2.0)), x=1.0, y=3.0)
+    np.testing.assert_allclose([float(gx), float(gy)], [3.0 + 2.0, 1.0 + 2.0])
+    # JAX arrays as inputs
+    ga, gb = seed(a=jnp.array([2.0, 3.0]), b=jnp.array([6.0, 4.0]))
+    np.testing.assert_array_equal(np.asarray(ga), [36.0, 81.0])
     value, grads = seed.value_and_grad(a=a, b=b)
     np.testing.assert_allclose(np.asarray(value), 3 * a**3 - b**2)
     np.testing.assert_allclose(np.asarray(grads[0]), 9 * a**2)
@@ -579,6 +591,8 @@ def test_callable_and_matrix_symbol():
     A = RNG.standard_normal((3, 3))
     x = RNG.standard_normal(3)
     np.testing.assert_allclose(np.asarray(d(x=x, A=A)), (A + A.T) @ x, rtol=1e-10)
+    t = sd.derive("x.T @ x", wrt="x", shapes={"x": "n"})  # .T is a no-op on vectors
+    np.testing.assert_allclose(np.asarray(t(x=x)), 2 * x, rtol=1e-12)
     d2 = sd.derive(lambda x, A: (A @ x).sum() + sd.sum(sd.exp(x)) + x.T @ x, wrt="x", shapes=XA)
     np.testing.assert_allclose(np.asarray(d2(x=x, A=A)), A.sum(axis=0) + np.exp(x) + 2 * x, rtol=1e-10)
     n = sympy.Symbol("n", integer=True, positive=True)
@@ -791,6 +805,18 @@ def test_step_slice_symbolic_size():
     np.testing.assert_allclose(np.asarray(d(x=np.arange(1.0, 5.0))), [1.0, 0, 1, 0])
 
 
+def test_sparse_jacobian_of_vector_output():
+    j = sd.derive("x[1:] - x[:-1]**2", wrt="x", shapes={"x": "n"})
+    x = np.array([0.5, 1.0, 1.5, 2.0])
+    ref = np.zeros((3, 4))
+    ref[np.arange(3), np.arange(3)] = -2 * x[:-1]
+    ref[np.arange(3), np.arange(1, 4)] = 1.0
+    np.testing.assert_allclose(np.asarray(j(x=x)), ref)
+    S = j.sparse(x=x, format="scipy")
+    assert isinstance(S, scipy.sparse.csr_array) and S.shape == (3, 4) and S.nnz == 6
+    np.testing.assert_allclose(S.toarray(), ref)
+
+
 def test_sparse_matrix_wrt_flattened():
     A = RNG.uniform(0.5, 1.5, (2, 3))
     h = sd.derive("sum(A**3)", wrt="A", order=2, shapes={"A": (2, 3)})
@@ -894,6 +920,8 @@ _CACHE_SCRIPT = textwrap.dedent(
     root = os.environ["SYMDIFF_CACHE_DIR"]
     files = [] if root == "off" else [os.path.join(p, f) for p, _, fs in os.walk(root) for f in fs]
     out = {"files": len(files)}
+    if len(sys.argv) > 1:  # a derivative saved by the test process
+        out["loaded"] = [float(v) for v in sd.load(sys.argv[1])(a=[2.0, 3.0], b=[6.0, 4.0])[0]]
     if root != "off":
         out["mode"] = os.stat(root).st_mode & 0o777
         sd.clear_caches(disk=True)
@@ -903,7 +931,10 @@ _CACHE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_disk_cache(tmp_path):
+def test_disk_cache_and_load_in_another_process(seed, tmp_path):
+    saved = tmp_path / "seed.sdx"
+    seed(a=[2.0, 3.0], b=[6.0, 4.0])
+    seed.save(saved)
     home = tmp_path / "home"
     home.mkdir()
     base = {k: v for k, v in os.environ.items() if k not in ("SYMDIFF_CACHE_DIR", "XDG_CACHE_HOME")}
@@ -911,7 +942,7 @@ def test_disk_cache(tmp_path):
     cache = tmp_path / "c" / "symdiff-cache"
     xdg = tmp_path / "xdg"
     p, q = _run_all(
-        [["-c", _CACHE_SCRIPT]] * 2,
+        [["-c", _CACHE_SCRIPT], ["-c", _CACHE_SCRIPT, str(saved)]],
         envs=[{**base, "SYMDIFF_CACHE_DIR": str(cache)}, {**base, "SYMDIFF_CACHE_DIR": "off", "XDG_CACHE_HOME": str(xdg)}],
     )
     assert p.returncode == 0, p.stderr
@@ -921,6 +952,8 @@ def test_disk_cache(tmp_path):
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
     assert out["after"] == 0
     assert q.returncode == 0, q.stderr
-    assert json.loads(q.stdout.strip().splitlines()[-1])["files"] == 0
+    out = json.loads(q.stdout.strip().splitlines()[-1])
+    assert out["files"] == 0
+    assert out["loaded"] == [36.0, 81.0]
     assert not (xdg / "symdiff").exists()
     assert not (home / ".cache" / "symdiff").exists()
