@@ -269,6 +269,9 @@ def test_dtype_rule():
     r2 = sd.derive("x**2", wrt="x", dtype="float64")(x=[1.0 + 1e-10])
     assert r2.dtype == jnp.float64 and np.asarray(r2)[0] == 2 * (1.0 + 1e-10)
     assert sd.derive("x**2", wrt="x", dtype=np.float32)(x=x64).dtype == jnp.float32
+    gx, gy = sd.derive("x*y")(x=np.array([1.0, 2.0], np.float32), y=np.array([1.0, 2.0]))
+    assert gx.dtype == jnp.float64 and gy.dtype == jnp.float64  # a float64 array input makes it float64
+    assert float(sd.derive(lambda x: x * 0.1, wrt="x", dtype="float64")(x=1.0)) == 0.1  # float64 literal kept
     # JAX's global configuration unchanged
     assert not jax.config.jax_enable_x64
     for dt, want in (("bfloat16", jnp.bfloat16), (sd.float16, jnp.float16), (sd.float64, jnp.float64), (jnp.float64, jnp.float64)):
@@ -364,8 +367,19 @@ def test_tensor_front_end():
     np.testing.assert_allclose(np.asarray(x.grad.numpy()), 3 * np.array([2.0, 3.0]) ** 2)
     with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
         (x * 2).backward()
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(sd.SymdiffError, match="floating point"):  # PyTorch's message, a user error
         sd.tensor([1, 2], requires_grad=True)
+    assert repr(sd.ones(1, 2)) == "tensor([[1., 1.]])"
+    assert repr(sd.arange(3)) == "tensor([0, 1, 2])"
+    assert sd.zeros(2, dtype=sd.float64).dtype == sd.float64
+    np.testing.assert_allclose(sd.linspace(0, 1, 3).numpy(), [0.0, 0.5, 1.0])
+    sd.manual_seed(7)
+    r1 = sd.rand(3).tolist()
+    sd.manual_seed(7)
+    assert sd.rand(3).tolist() == r1 and tuple(sd.randn(2, 2).shape) == (2, 2)
+    m = sd.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert tuple(m.shape) == (2, 2) and m.ndim == 2 and m.to(sd.float64).dtype == sd.float64
+    assert m.sum().item() == 10.0 and m.tolist() == [[1.0, 2.0], [3.0, 4.0]] and isinstance(m.numpy(), np.ndarray)
     cuda = sd.device("cuda")  # creating it is fine without a GPU
     assert sd.cuda.is_available() is False
     with pytest.raises(sd.DeviceError):
@@ -577,7 +591,7 @@ def test_least_squares():
 
 def test_logdet_gradient():
     d = sd.derive("logdet(S)", wrt="S", shapes={"S": ("n", "n")})
-    assert "inv" in str(d)
+    assert "inv" in str(d) and "^{-1}" in d.latex() and "^{T}" in d.latex()
     S = RNG.standard_normal((4, 4)) + 4 * np.eye(4)
     g = d(S=S)
     assert g.shape == (4, 4)
