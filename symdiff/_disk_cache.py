@@ -42,7 +42,7 @@ from typing import Any, Callable
 __all__ = ["directory", "load_forms", "store_forms", "persistent", "clear", "forget"]
 
 ENV = "SYMDIFF_CACHE_DIR"
-FORMS_FORMAT = "symdiff-forms/1"
+FORMS_FORMAT = "symdiff-forms/2"
 _XLA_MAGIC = b"symdiff-xla/1\n"  # + sha256 of the JAX entry + the JAX entry
 _SUFFIX = "-cache"  # JAX's own suffix for compilation cache entries
 
@@ -140,13 +140,65 @@ def _versions() -> dict[str, str]:
             "sympy": sympy.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
 
+def _to_dag(roots) -> tuple[list, list[int]]:
+    """``(nodes, root_indices)``: expressions as a node table, each distinct node written once.
+
+    Leaves use :mod:`symdiff._serialize`'s tree format (``["sym", "x"]``...);
+    an inner node is its head's name followed by the indices of its arguments,
+    which always come earlier in the table. Shared subexpressions (a derivative
+    of nested calls shares most of its nodes) are stored once: as a tree they
+    could be exponentially larger than the expression in memory.
+    """
+    from ._serialize import _HEADS, _to_tree
+
+    index: dict = {}
+    nodes: list = []
+    stack = [(r, False) for r in roots]
+    while stack:
+        node, ready = stack.pop()
+        if node in index:
+            continue
+        if node.is_Atom:
+            index[node] = len(nodes)
+            nodes.append(_to_tree(node))
+        elif not ready:
+            stack.append((node, True))
+            stack.extend((a, False) for a in reversed(node.args) if a not in index)
+        else:
+            name = type(node).__name__
+            if _HEADS.get(name) is not type(node):
+                raise TypeError(f"no stored form for {name}")
+            index[node] = len(nodes)
+            nodes.append([name] + [index[a] for a in node.args])
+    return nodes, [index[r] for r in roots]
+
+
+def _from_dag(nodes: list, roots: list) -> list:
+    """The expressions of a node table written by :func:`_to_dag` (each node built as stored, unevaluated)."""
+    from ._serialize import _HEADS, _from_tree
+
+    built: list = []
+    for node in nodes:
+        tag = node[0]
+        if tag in _HEADS:
+            args = [built[i] for i in node[1:] if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(built)]
+            if len(args) != len(node) - 1:
+                raise ValueError("a node refers to a later or missing node")
+            head = _HEADS[tag]
+            try:
+                built.append(head(*args, evaluate=False))
+            except TypeError:  # heads without an evaluate flag (ExprCondPair)
+                built.append(head(*args))
+        else:
+            built.append(_from_tree(node))  # a leaf; anything else raises
+    return [built[i] for i in roots]
+
+
 def _plain(value: Any) -> Any:
     """A program-key component as JSON data (SymPy objects as trees); raises TypeError if it has none."""
     import sympy
 
     from ._capture import real_symbol
-    from ._serialize import _to_tree
-
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (tuple, list)):
@@ -155,7 +207,7 @@ def _plain(value: Any) -> Any:
         # the tree stores a symbol by name: only symdiff's real symbols read back as themselves
         if any(type(s) is not sympy.Symbol or s != real_symbol(s.name) for s in value.free_symbols):
             raise TypeError(f"symbol with other assumptions in {value}")
-        return {"sympy": _to_tree(value)}
+        return {"sympy": _to_dag([value])[0]}
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
@@ -182,8 +234,6 @@ def load_forms(key: tuple):
     """
     import sympy
 
-    from ._serialize import _from_tree
-
     if not _reads:
         return None
     where = _forms_path(key)
@@ -195,7 +245,7 @@ def load_forms(key: tuple):
         if data["format"] != FORMS_FORMAT or data["digest"] != digest:
             return None
         keys = tuple((int(o), tuple(int(i) for i in combo)) for o, combo in data["keys"])
-        entries = tuple(_from_tree(t) for t in data["entries"])
+        entries = tuple(_from_dag(data["nodes"], data["entries"]))
         if len(keys) != len(entries) or not all(isinstance(e, sympy.Basic) for e in entries):
             return None
     except Exception:  # noqa: BLE001 - missing, truncated, foreign or hostile: rebuild it
@@ -205,18 +255,16 @@ def load_forms(key: tuple):
 
 def store_forms(key: tuple, entry_keys, entries) -> bool:
     """Write the closed forms of the program ``key``; False when they cannot be stored as data."""
-    from ._serialize import _from_tree, _to_tree
-
     where = _forms_path(key)
     if where is None:
         return False
     path, digest = where
     try:
-        trees = [_to_tree(e) for e in entries]
-        if any(_from_tree(t) != e for t, e in zip(trees, entries)):
+        nodes, roots = _to_dag(entries)
+        if any(back != e for back, e in zip(_from_dag(nodes, roots), entries)):
             return False  # would not read back as the same expression
         data = {"format": FORMS_FORMAT, "digest": digest,
-                "keys": [[o, list(combo)] for o, combo in entry_keys], "entries": trees}
+                "keys": [[o, list(combo)] for o, combo in entry_keys], "nodes": nodes, "entries": roots}
         _write_atomic(path, json.dumps(data, separators=(",", ":")).encode())
     except Exception:  # noqa: BLE001 - a full disk or an unstorable head costs the cache, not the call
         return False

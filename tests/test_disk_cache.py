@@ -17,6 +17,7 @@ import pytest
 
 import symdiff as sd
 from symdiff import _disk_cache
+from symdiff._deep import call_deep
 
 EXPR = "sin(x*y) + x**3*exp(-y)"
 
@@ -169,9 +170,12 @@ def test_foreign_and_hostile_files_read_as_misses(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path / "c"))
     key = ("unit-test key", 1)
     path, digest = _disk_cache._forms_path(key)
-    for text in ("", "{", "[]", json.dumps({"format": "symdiff-forms/1", "digest": digest, "keys": [[0, [0]]],
-                                           "entries": [["__import__", ["sym", "os"]]]}),
-                 json.dumps({"format": "other/1", "digest": digest, "keys": [], "entries": []})):
+    fmt = _disk_cache.FORMS_FORMAT
+    hostile = [{"nodes": [["__import__", ["sym", "os"]]], "entries": [0]},  # not a whitelisted head
+               {"nodes": [["Add", 1, 2], ["sym", "x"], ["sym", "y"]], "entries": [0]},  # forward references
+               {"nodes": [["sym", "x"]], "entries": [5]}]  # a root that is not there
+    for text in ("", "{", "[]", json.dumps({"format": "other/1", "digest": digest, "keys": [], "entries": []}),
+                 *(json.dumps({"format": fmt, "digest": digest, "keys": [[0, [0]]], **h}) for h in hostile)):
         path.write_text(text)
         assert _disk_cache.load_forms(key) is None
     cache = _disk_cache._ExecutableCache(tmp_path / "c" / "xla")
@@ -192,6 +196,13 @@ def test_clear_caches_disk_true_empties_the_directory(tmp_path, monkeypatch):
     entry = sympy.cos(x) * sympy.Float(196.20000000000002)  # every bit of a float comes back
     assert _disk_cache.store_forms(key, [(0, (0,))], [entry])
     assert _disk_cache.load_forms(key) == (((0, (0,)),), (entry,))
+    nested = x
+    for _ in range(200):  # a DAG: its derivative's tree would repeat the nested calls hundreds of times
+        nested = sympy.sin(nested)
+    deep = call_deep(nested.diff, x)  # SymPy recurses: on symdiff's deep stack, as _build does
+    assert call_deep(_disk_cache.store_forms, key, [(0, (0,))], [deep])
+    assert call_deep(lambda: _disk_cache.load_forms(key)[1] == (deep,))
+    assert _disk_cache._forms_path(key)[0].stat().st_size < 100_000
     sd.clear_caches(disk=True)
     assert list((tmp_path / "c").rglob("*.json")) == []
     assert _disk_cache.load_forms(key) is None
