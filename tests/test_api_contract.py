@@ -126,19 +126,19 @@ def test_order_semantics():
     assert isinstance(d3.closed_form, sympy.Expr)
     np.testing.assert_allclose(np.asarray(d3(x=2.0)), 60 * 4.0, rtol=1e-6)
     # sequence, order 2: Hessian (Matrix closed form, nested tuples of arrays)
-    f = lambda x, y: x**3 * y**2  # noqa: E731
     h = sd.derive("x**3*y**2", order=2)
     assert isinstance(h.closed_form, sympy.MatrixBase) and h.closed_form.shape == (2, 2)
     H = h(x=1.5, y=-0.5)
     assert isinstance(H, tuple) and len(H) == 2 and all(isinstance(r, tuple) and len(r) == 2 for r in H)
-    ref = np.asarray(jax.hessian(f, argnums=(0, 1))(1.5, -0.5))
+    X, Y = 1.5, -0.5  # NumPy closed forms of the partials of x**3*y**2
+    ref = np.array([[6 * X * Y**2, 6 * X**2 * Y], [6 * X**2 * Y, 2 * X**3]])
     np.testing.assert_allclose(np.array([[float(e) for e in r] for r in H]), ref, rtol=1e-5)
     # sequence, order 3: rank-3 sympy.Array, nested tuples
     t = sd.derive("x**3*y**2", order=3)
     assert isinstance(t.closed_form, sympy.NDimArray) and t.closed_form.rank() == 3
     T = t(x=1.5, y=-0.5)
     assert len(T) == 2 and len(T[0]) == 2 and len(T[0][0]) == 2
-    ref3 = jax.jacfwd(jax.hessian(lambda v: f(v[0], v[1])))(jnp.array([1.5, -0.5]))
+    ref3 = np.array([[[6 * Y**2, 12 * X * Y], [12 * X * Y, 6 * X**2]], [[12 * X * Y, 6 * X**2], [6 * X**2, 0.0]]])
     got = np.array([[[float(T[i][j][k]) for k in range(2)] for j in range(2)] for i in range(2)])
     np.testing.assert_allclose(got, np.asarray(ref3), rtol=1e-5)
 
@@ -272,6 +272,10 @@ def test_dtype_rule():
     gx, gy = sd.derive("x*y")(x=np.array([1.0, 2.0], np.float32), y=np.array([1.0, 2.0]))
     assert gx.dtype == jnp.float64 and gy.dtype == jnp.float64  # a float64 array input makes it float64
     assert float(sd.derive(lambda x: x * 0.1, wrt="x", dtype="float64")(x=1.0)) == 0.1  # float64 literal kept
+    fd = _fd(lambda t: np.sin(t) * np.exp(t) / (1 + t**2), 0.7)  # float64 central differences
+    got = sd.derive("sin(x)*exp(x)/(1 + x**2)", wrt="x", dtype="float64")(x=0.7)
+    assert got.dtype == jnp.float64
+    np.testing.assert_allclose(float(got), fd, rtol=1e-8)
     # JAX's global configuration unchanged
     assert not jax.config.jax_enable_x64
     for dt, want in (("bfloat16", jnp.bfloat16), (sd.float16, jnp.float16), (sd.float64, jnp.float64), (jnp.float64, jnp.float64)):
@@ -904,6 +908,34 @@ def test_jax_callable_array_closure_constant_with_shapes():
     c = np.array([1.0, 2.0, 3.0])
     d = sd.derive(lambda x: jnp.sum(c * x**2), wrt="x", shapes={"x": 3})
     np.testing.assert_allclose(np.asarray(d(x=np.ones(3))), 2 * c, rtol=1e-12)
+
+
+def test_callables_with_array_functions():
+    A = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    x = RNG.standard_normal(3)
+
+    def f_jnp(A, x):  # §8: jnp / jnp.linalg captured with shapes=
+        return jnp.dot(x, jnp.linalg.inv(A) @ x) + jnp.linalg.det(A) + jnp.mean(A.T @ x)
+
+    def f_sd(A, x):  # §6: symbolic arrays with the sd. functions
+        return (sd.dot(x, sd.inv(A) @ x) + sd.det(A) + (A.T @ x).mean() + sd.logdet(A) + sd.trace(A) + sd.norm(x)
+                + sd.logsumexp(x) + sd.sum(sd.softmax(x) * x) + sd.sum(sd.outer(x, x)) + sd.sum(sd.diag(A)))  # fmt: skip
+
+    n = 3
+    Ai = np.linalg.inv(A)
+    sm = np.exp(x) / np.exp(x).sum()
+    one = np.ones(n)
+    # NumPy closed forms of the gradients of f_jnp, then of the extra terms of f_sd
+    jA = -Ai.T @ np.outer(x, x) @ Ai.T + np.linalg.det(A) * Ai.T + np.outer(x, one) / n
+    jx = (Ai + Ai.T) @ x + A @ one / n
+    sA = jA + Ai.T + np.eye(n) + np.eye(n)
+    sx = jx + x / np.linalg.norm(x) + sm + (sm + sm * (x - np.sum(sm * x))) + 2 * x.sum() * one
+    for fn, rA, rx in ((f_jnp, jA, jx), (f_sd, sA, sx)):
+        d = sd.derive(fn, wrt=["A", "x"], shapes=XA, simplify=False)  # values only: skip the simplification budget
+        gA, gx = d(A=A, x=x)
+        assert gA.shape == (3, 3) and gx.shape == (3,)
+        np.testing.assert_allclose(np.asarray(gA), rA, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(gx), rx, rtol=1e-10, atol=1e-12)
 
 
 def test_capture_error_names_primitive():
