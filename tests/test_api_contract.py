@@ -962,14 +962,14 @@ _CACHE_SCRIPT = textwrap.dedent(
     import json, os, sys
     import symdiff as sd
     d = sd.derive("sin(q)*exp(r**2) + q**3", wrt=["q", "r"])
-    d(q=1.0, r=0.5)
     root = os.environ["SYMDIFF_CACHE_DIR"]
     files = [] if root == "off" else [os.path.join(p, f) for p, _, fs in os.walk(root) for f in fs]
-    out = {"files": len(files)}
-    if len(sys.argv) > 1:  # a derivative saved by the test process
-        out["loaded"] = [float(v) for v in sd.load(sys.argv[1])(a=[2.0, 3.0], b=[6.0, 4.0])[0]]
+    out = {"files": len(files), "values": [float(v) for v in d(q=1.0, r=0.5)]}
+    if "load" in sys.argv:  # a derivative saved by the test process
+        out["loaded"] = [float(v) for v in sd.load(sys.argv[-1])(a=[2.0, 3.0], b=[6.0, 4.0])[0]]
     if root != "off":
         out["mode"] = os.stat(root).st_mode & 0o777
+    if "clear" in sys.argv:
         sd.clear_caches(disk=True)
         out["after"] = sum(len(fs) for _, _, fs in os.walk(root))
     print(json.dumps(out))
@@ -987,19 +987,32 @@ def test_disk_cache_and_load_in_another_process(seed, tmp_path):
     base["HOME"] = str(home)
     cache = tmp_path / "c" / "symdiff-cache"
     xdg = tmp_path / "xdg"
+    on = {**base, "SYMDIFF_CACHE_DIR": str(cache)}
     p, q = _run_all(
-        [["-c", _CACHE_SCRIPT], ["-c", _CACHE_SCRIPT, str(saved)]],
-        envs=[{**base, "SYMDIFF_CACHE_DIR": str(cache)}, {**base, "SYMDIFF_CACHE_DIR": "off", "XDG_CACHE_HOME": str(xdg)}],
+        [["-c", _CACHE_SCRIPT], ["-c", _CACHE_SCRIPT, "load", str(saved)]],
+        envs=[on, {**base, "SYMDIFF_CACHE_DIR": "off", "XDG_CACHE_HOME": str(xdg)}],
     )
+    q1, r1 = 1.0, 0.5  # NumPy closed form of the gradient
+    ref = [np.cos(q1) * np.exp(r1**2) + 3 * q1**2, np.sin(q1) * 2 * r1 * np.exp(r1**2)]
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert out["files"] > 0
+    np.testing.assert_allclose(out["values"], ref, rtol=1e-6)
     assert out["mode"] == 0o700
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
-    assert out["after"] == 0
+    entries = [os.path.join(d, f) for d, _, fs in os.walk(cache) for f in fs]
+    assert entries  # filled
     assert q.returncode == 0, q.stderr
     out = json.loads(q.stdout.strip().splitlines()[-1])
     assert out["files"] == 0
     assert out["loaded"] == [36.0, 81.0]
     assert not (xdg / "symdiff").exists()
     assert not (home / ".cache" / "symdiff").exists()
+    # damaged entries are ignored and rebuilt; clear_caches(disk=True) empties the directory
+    for e in entries:
+        with open(e, "r+b") as fh:
+            fh.truncate(max(0, os.path.getsize(e) // 2))
+    (p2,) = _run_all([["-c", _CACHE_SCRIPT, "clear"]], envs=[on])
+    assert p2.returncode == 0, p2.stderr
+    out = json.loads(p2.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(out["values"], ref, rtol=1e-6)
+    assert out["after"] == 0
