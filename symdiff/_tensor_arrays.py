@@ -47,8 +47,13 @@ class NotAnArray(SymdiffError):
 
 
 def uses_matrices(key: tuple) -> bool:
-    """Whether a graph key holds a matrix product or a 2-D transpose (what the array route is for)."""
-    return any(e[0] == "matmul" or (e[0] == "permute" and e[1][0] == (1, 0)) for e in key if e[0] != "in")
+    """Whether a graph key holds a matrix product, a 2-D transpose or a reduction along a dim (the array route).
+
+    Reductions along a dim print as NumPy's ``sum(..., axis=0)`` here; the
+    elementwise route could only write them as a function of the whole array.
+    """
+    return any(e[0] == "matmul" or (e[0] == "permute" and e[1][0] == (1, 0)) or
+               (e[0] in ("sum", "mean") and e[1][0] is not None) for e in key if e[0] != "in")
 
 
 # ---------------------------------------------------------------- sizes -> symbolic dimensions
