@@ -152,6 +152,16 @@ class ArrayOp(sympy.Expr):
     def _call_str(self, printer, name: str) -> str:
         return f"{name}({', '.join(printer.doprint(a) for a in self.array_args)})"
 
+    def _pretty(self, printer):
+        # SymPy's pretty printer would dispatch on the class name (Transpose, MatMul, ...) to its
+        # matrix-expression methods, which these nodes are not: show the NumPy notation instead.
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        return prettyForm(sympy.sstr(self))
+
+    def _pythoncode(self, printer):
+        return sympy.sstr(self)  # NumPy notation (jnp names: inv, diag, eye, ...)
+
 
 def _paren(printer, arg, prec: int, strict: bool = False) -> str:
     text = printer.doprint(arg)
