@@ -347,7 +347,10 @@ MIN_SIZE = 4096
 
 
 def _small(*args) -> bool:
-    return max(math.prod(jnp.shape(a)) for a in args) < MIN_SIZE
+    sizes = [math.prod(jnp.shape(a)) for a in args]
+    if not all(isinstance(n, int) for n in sizes):
+        return False  # a symbolic size (jax.export's shape polymorphism): any size may come, take the kernel
+    return max(sizes) < MIN_SIZE
 
 
 def _on_cpu(kernel: Callable, xla: Callable, limit: bool = False) -> Callable:
