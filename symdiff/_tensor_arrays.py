@@ -22,7 +22,7 @@ re-derive). Printed closed forms show the recorded sizes.
 >>> X = tensor([[1., 2.], [3., 4.], [5., 6.]], name="X")
 >>> w = tensor([0.5, -0.5], requires_grad=True, name="w")
 >>> print(((X @ w) ** 2).sum().derive())
-d/dw = 2*(X.T @ (X @ w))
+d/dw = 2*X.T @ (X @ w)
 """
 
 from __future__ import annotations
