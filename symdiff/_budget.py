@@ -29,7 +29,7 @@ import warnings
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterator
 
-from sympy.core.parameters import distribute
+from ._worker import receive, send
 
 __all__ = ["run_budgeted", "prestart", "wait_ready", "worker_stats", "BOOTSTRAP"]
 
@@ -295,7 +295,7 @@ def run_budgeted(fn: Callable[..., Iterator[Any]], args: tuple, seconds: float) 
 def _collect(worker: _Worker, job: tuple, deadline: float, values: list) -> bool:
     """Send ``job`` and gather its values until it is done (``True``) or the deadline, or the worker fails."""
     try:
-        worker.conn.send(job)
+        send(worker.conn, job)
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError, OSError):
         return False  # it may have read part of a frame: not reusable
     while True:
@@ -303,8 +303,7 @@ def _collect(worker: _Worker, job: tuple, deadline: float, values: list) -> bool
         try:
             if left <= 0 or not worker.conn.poll(left):
                 return False
-            with distribute(False):  # unpickling re-runs constructors: keep 2*(b + w*x) as the pass left it
-                message = worker.conn.recv()
+            message = receive(worker.conn)  # nodes rebuilt as the pass left them: 2*(b + w*x) stays
         except (EOFError, OSError, pickle.UnpicklingError, AttributeError, ImportError, RecursionError):
             return False  # it died, or sent what cannot be read back
         if message[0] != "item":  # "done", or "error": the caller's fallback stands

@@ -200,10 +200,11 @@ def _cheapest(expr: sympy.Expr, chain: tuple[Pass, ...], accept, seconds: float,
     shipped, heads_back = _for_worker(held)
     for candidate, cost in run_budgeted(chain_candidates, (shipped, chain), seconds):
         if cost < best_cost:
-            with distribute(False):  # rebuilding must not re-distribute 2*(a - b)
-                for standin, head in heads_back.items():
-                    candidate = candidate.replace(standin, head)
-                candidate = candidate.xreplace(restore) if restore else candidate
+            if heads_back or restore:
+                with distribute(False):  # rebuilding must not re-distribute 2*(a - b) (this clears SymPy's cache)
+                    for standin, head in heads_back.items():
+                        candidate = candidate.replace(standin, head)
+                    candidate = candidate.xreplace(restore) if restore else candidate
             if accept(candidate):  # checked here: the worker cannot lower to JAX
                 best, best_cost = candidate, cost
     return best

@@ -29,7 +29,9 @@ Protocol (pickle frames over a socket pair, :class:`multiprocessing.connection.C
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -38,36 +40,73 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 
-__all__ = ["serve", "zygote_main"]
+__all__ = ["serve", "send", "receive", "zygote_main"]
 
 _STACK_BYTES = 512 * 2**20  # SymPy recurses over deep trees
 _RECURSION_LIMIT = 100_000
 
 
+def _rebuild(cls: type, args: tuple):
+    """A SymPy node from its class and arguments, as it was: not re-evaluated.
+
+    Pickle's default re-runs the constructor, which distributes numbers over
+    sums (``2*(b + w*x)`` would arrive as ``2*b + 2*w*x``) and may do
+    unbounded work (``gamma(10**100)``). Rebuilding from a canonical node's own
+    arguments without evaluation gives back the identical node.
+    """
+    try:
+        return cls(*args, evaluate=False)
+    except TypeError:  # a class without the keyword (ExprCondPair, Tuple, ...)
+        return cls(*args)
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file, basic: type):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.basic = basic
+
+    def reducer_override(self, obj):
+        if isinstance(obj, self.basic) and obj.args:  # a node (atoms keep SymPy's own reduction)
+            return _rebuild, (type(obj), obj.args)
+        return NotImplemented
+
+
+def send(conn: Connection, obj) -> None:
+    """Send ``obj``, its SymPy nodes to be rebuilt as they are (see :func:`_rebuild`)."""
+    from sympy import Basic
+
+    buffer = io.BytesIO()
+    _Pickler(buffer, Basic).dump(obj)
+    conn.send_bytes(buffer.getbuffer())
+
+
+def receive(conn: Connection):
+    """The next object :func:`send` sent on ``conn``."""
+    return pickle.loads(conn.recv_bytes())
+
+
 def serve(conn: Connection) -> None:
     """Run jobs from ``conn`` until it closes."""
-    from sympy.core.parameters import distribute
     while True:
         try:
-            with distribute(False):  # unpickling re-runs constructors: keep 2*(b + w*x) as it was sent
-                fn, args, seconds = conn.recv()
+            fn, args, seconds = receive(conn)
         except (EOFError, OSError):
             return
         except Exception:  # noqa: BLE001 - a job naming what this process cannot import: refuse it, keep serving
-            conn.send(("error", traceback.format_exc(limit=5)))
+            send(conn, ("error", traceback.format_exc(limit=5)))
             continue
         deadline = time.monotonic() + seconds
         try:
             for value in fn(*args):
-                conn.send(("item", value))
+                send(conn, ("item", value))
                 if time.monotonic() >= deadline:
                     break
-            conn.send(("done",))
+            send(conn, ("done",))
         except (EOFError, OSError):
             return
         except BaseException:  # noqa: BLE001 - reported to the user's process, which keeps its fallback
             try:
-                conn.send(("error", traceback.format_exc(limit=5)))
+                send(conn, ("error", traceback.format_exc(limit=5)))
             except (EOFError, OSError):
                 return
 
