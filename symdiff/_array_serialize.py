@@ -29,6 +29,7 @@ from ._deep import call_deep
 from ._errors import SymdiffError
 from ._lower import FUNCTION_TABLE
 from ._placement import x64_scope
+from ._serialize import node_from_tree, number_from_tree, number_tree
 
 __all__ = ["save_arrays", "load_arrays", "is_array_file", "FORMAT"]
 
@@ -57,15 +58,9 @@ def _to_tree(expr) -> Any:
         return ["tuple"] + [_to_tree(a) for a in expr.args]
     if isinstance(expr, Str):  # an index's spec text, "1:" (symdiff._array_index)
         return ["str", expr.name]
-    if expr.is_Integer:
-        return ["int", str(expr)]
-    if expr.is_Rational:
-        return ["rat", str(expr.p), str(expr.q)]
-    if expr.is_Float:
-        return ["float", str(expr), expr._prec]
-    for name, value in _CONSTANTS.items():
-        if expr == value:
-            return ["const", name]
+    number = number_tree(expr, _CONSTANTS)
+    if number is not None:
+        return number
     name = type(expr).__name__
     if _HEADS.get(name) is not type(expr):
         raise SymdiffError(f"cannot save an expression containing {name}: {expr}")
@@ -84,15 +79,10 @@ def _from_tree(tree: Any):
         return sympy.Tuple(*[_from_tree(t) for t in tree[1:]])
     if tag == "str":
         return Str(spec_text(spec_items(str(tree[1]))))  # re-read as integers and slices only
-    if tag == "int":
-        return sympy.Integer(int(tree[1]))
-    if tag == "rat":
-        return sympy.Rational(int(tree[1]), int(tree[2]))
-    if tag == "float":
-        return sympy.Float(str(tree[1]), precision=int(tree[2]))
-    if tag == "const":
-        return _CONSTANTS[tree[1]]
-    return _HEADS[tag](*(_from_tree(t) for t in tree[1:]))
+    number = number_from_tree(tree, _CONSTANTS)
+    if number is not None:
+        return number
+    return node_from_tree(_HEADS[tag], [_from_tree(t) for t in tree[1:]])
 
 
 def _specs(args, dtype, sizes: dict | None):

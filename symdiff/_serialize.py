@@ -24,6 +24,7 @@ from ._deep import call_deep
 from ._errors import SymdiffError
 from ._lower import FUNCTION_TABLE, Kernel
 from ._placement import x64_scope
+from ._worker import rebuild
 
 __all__ = ["save", "read", "FORMAT"]
 
@@ -40,9 +41,8 @@ _CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "EulerGamma": sympy.EulerGamma, "Cat
               "nan": sympy.nan, "true": sympy.true, "false": sympy.false}
 
 
-def _to_tree(expr: sympy.Basic) -> Any:
-    if expr.is_Symbol:
-        return ["sym", expr.name]
+def number_tree(expr: sympy.Basic, constants: dict) -> list | None:
+    """The tree of a number or a named constant of ``constants``; ``None`` for anything else."""
     if expr.is_Integer:
         return ["int", str(expr)]
     if expr.is_Rational:
@@ -50,19 +50,15 @@ def _to_tree(expr: sympy.Basic) -> Any:
     if expr.is_Float:
         text = repr(float(expr)) if expr._prec == 53 else str(expr)  # str() keeps 15 digits: 196.20000000000002 -> 196.2
         return ["float", text, expr._prec]
-    for name, value in _CONSTANTS.items():
+    for name, value in constants.items():
         if expr == value:
             return ["const", name]
-    name = type(expr).__name__
-    if _HEADS.get(name) is not type(expr):
-        raise SymdiffError(f"cannot save an expression containing {name}: {expr}")
-    return [name] + [_to_tree(a) for a in expr.args]
+    return None
 
 
-def _from_tree(tree: Any) -> sympy.Basic:
+def number_from_tree(tree: Any, constants: dict) -> sympy.Basic | None:
+    """The number or constant a :func:`number_tree` describes; ``None`` for another tag."""
     tag = tree[0]
-    if tag == "sym":
-        return real_symbol(str(tree[1]))
     if tag == "int":
         return sympy.Integer(int(tree[1]))
     if tag == "rat":
@@ -70,12 +66,34 @@ def _from_tree(tree: Any) -> sympy.Basic:
     if tag == "float":
         return sympy.Float(str(tree[1]), precision=int(tree[2]))
     if tag == "const":
-        return _CONSTANTS[tree[1]]
-    head, args = _HEADS[tag], [_from_tree(t) for t in tree[1:]]
-    if head is sympy.functions.elementary.piecewise.ExprCondPair:
-        return head(*args)
-    # Rebuilt as stored, not re-evaluated: evaluating a stored gamma(10**100) would never finish.
-    return head(*args, evaluate=False)
+        return constants[tree[1]]
+    return None
+
+
+def node_from_tree(head: type, args: list) -> sympy.Basic:
+    """``head(*args)`` rebuilt as stored, not re-evaluated: evaluating a stored gamma(10**100) would never finish."""
+    return rebuild(head, tuple(args))
+
+
+def _to_tree(expr: sympy.Basic) -> Any:
+    if expr.is_Symbol:
+        return ["sym", expr.name]
+    number = number_tree(expr, _CONSTANTS)
+    if number is not None:
+        return number
+    name = type(expr).__name__
+    if _HEADS.get(name) is not type(expr):
+        raise SymdiffError(f"cannot save an expression containing {name}: {expr}")
+    return [name] + [_to_tree(a) for a in expr.args]
+
+
+def _from_tree(tree: Any) -> sympy.Basic:
+    if tree[0] == "sym":
+        return real_symbol(str(tree[1]))
+    number = number_from_tree(tree, _CONSTANTS)
+    if number is not None:
+        return number
+    return node_from_tree(_HEADS[tree[0]], [_from_tree(t) for t in tree[1:]])
 
 
 def _exported(kernel: Kernel, n_args: int, dtype) -> bytes:

@@ -40,13 +40,13 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 
-__all__ = ["serve", "send", "receive", "zygote_main"]
+__all__ = ["serve", "send", "receive", "rebuild", "zygote_main"]
 
 _STACK_BYTES = 512 * 2**20  # SymPy recurses over deep trees
 _RECURSION_LIMIT = 100_000
 
 
-def _rebuild(cls: type, args: tuple):
+def rebuild(cls: type, args: tuple):
     """A SymPy node from its class and arguments, as it was: not re-evaluated.
 
     Pickle's default re-runs the constructor, which distributes numbers over
@@ -67,12 +67,12 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj):
         if isinstance(obj, self.basic) and obj.args:  # a node (atoms keep SymPy's own reduction)
-            return _rebuild, (type(obj), obj.args)
+            return rebuild, (type(obj), obj.args)
         return NotImplemented
 
 
 def send(conn: Connection, obj) -> None:
-    """Send ``obj``, its SymPy nodes to be rebuilt as they are (see :func:`_rebuild`)."""
+    """Send ``obj``, its SymPy nodes to be rebuilt as they are (see :func:`rebuild`)."""
     from sympy import Basic
 
     buffer = io.BytesIO()
