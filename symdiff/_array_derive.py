@@ -33,7 +33,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import _array_ir as ir
 from . import _cache
-from ._array_diff import derivative
+from ._array_diff import derivative, region_leaves
 from ._array_ir import ArraySymbol, Dim, rank, shape_of
 from ._array_lower import lower_arrays
 from ._array_math import ArrayValue, unwrap
@@ -310,7 +310,7 @@ def simplify_arrays(exprs: list, budget: float) -> list:
         if e.is_Atom or e in regions:
             return
         if ir.is_elementwise(e):
-            leaves = _region_leaves(e)
+            leaves = region_leaves(e, keep=lambda node: isinstance(node, (ir.ArrayOp, ArraySymbol)))
             dummies = [sympy.Symbol(f"_leaf{next(counter)}", real=True) for _ in leaves]
             regions[e] = (e.xreplace(dict(zip(leaves, dummies))), leaves, dummies)
             for leaf in leaves:
@@ -355,20 +355,6 @@ def _worth_simplifying(scalar: sympy.Expr) -> bool:
     return any(not n.is_Atom and not isinstance(n, (sympy.Add, sympy.Mul)) and
                not (isinstance(n, sympy.Pow) and n.exp.is_Integer and n.exp > 0)
                for n in sympy.preorder_traversal(scalar))
-
-
-def _region_leaves(region) -> list:
-    found, seen, stack = [], set(), [region]
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if ir.is_elementwise(node):
-            stack.extend(a for a in node.args if isinstance(a, sympy.Expr))
-        elif isinstance(node, (ir.ArrayOp, ArraySymbol)):
-            found.append(node)
-    return found
 
 
 # ---- the program ------------------------------------------------------------

@@ -76,8 +76,8 @@ def _depends(expr: sympy.Basic, wrt) -> bool:
     return any(w in expr.free_symbols for w in wrt)
 
 
-def _leaves(region: sympy.Expr) -> list:
-    """The non-elementwise subexpressions directly under an elementwise region."""
+def region_leaves(region: sympy.Expr, keep=lambda node: not node.is_number) -> list:
+    """The non-elementwise subexpressions directly under an elementwise region (those ``keep`` accepts)."""
     found, seen, stack = [], set(), [region]
     while stack:
         node = stack.pop()
@@ -86,9 +86,10 @@ def _leaves(region: sympy.Expr) -> list:
         seen.add(node)
         if ir.is_elementwise(node):
             stack.extend(a for a in node.args if isinstance(a, sympy.Expr))
-        elif not node.is_number:
+        elif keep(node):
             found.append(node)
     return found
+
 
 
 def _partials(region: sympy.Expr, leaves: list) -> list:
@@ -102,7 +103,7 @@ def _partials(region: sympy.Expr, leaves: list) -> list:
 def _children(node: sympy.Expr, wrt) -> list:
     """The operands of a unit of the reverse graph that depend on ``wrt``."""
     if ir.is_elementwise(node):
-        args = _leaves(node)
+        args = region_leaves(node)
     elif isinstance(node, ArrayOp):
         args = list(node.array_args)
     else:
@@ -243,7 +244,7 @@ def gradient(f: sympy.Expr, wrt) -> list:
             adjoints[node] = [g]
             continue
         if ir.is_elementwise(node):
-            leaves = [leaf for leaf in _leaves(node) if _depends(leaf, wrt)]
+            leaves = [leaf for leaf in region_leaves(node) if _depends(leaf, wrt)]
             contributions = [_sum_to_leaf(g * p, shape_of(node), shape_of(leaf))
                              for leaf, p in zip(leaves, _partials(node, leaves))]
             targets = leaves
@@ -279,7 +280,7 @@ def _tangent_scalar_rule(node, x, memo):
         return _tangent_scalar(e, x, memo)
 
     if ir.is_elementwise(node):
-        leaves = [leaf for leaf in _leaves(node) if x in leaf.free_symbols]
+        leaves = [leaf for leaf in region_leaves(node) if x in leaf.free_symbols]
         terms = [p * tan(leaf) for leaf, p in zip(leaves, _partials(node, leaves)) if tan(leaf) is not None]
         return sympy.Add(*terms)
     a = node.args[0]
@@ -364,7 +365,7 @@ def _jacobian_vector_rule(node, x, memo):
         return _jacobian_vector(e, x, memo)
 
     if ir.is_elementwise(node):
-        leaves = [leaf for leaf in _leaves(node) if x in leaf.free_symbols]
+        leaves = [leaf for leaf in region_leaves(node) if x in leaf.free_symbols]
         terms = []
         for leaf, p in zip(leaves, _partials(node, leaves)):
             j = jac(leaf)
