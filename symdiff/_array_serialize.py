@@ -29,7 +29,7 @@ from ._deep import call_deep
 from ._errors import SymdiffError
 from ._lower import FUNCTION_TABLE
 from ._placement import x64_scope
-from ._serialize import node_from_tree, number_from_tree, number_tree
+from ._serialize import node_from_tree, node_tree, number_from_tree
 
 __all__ = ["save_arrays", "load_arrays", "is_array_file", "FORMAT"]
 
@@ -58,13 +58,7 @@ def _to_tree(expr) -> Any:
         return ["tuple"] + [_to_tree(a) for a in expr.args]
     if isinstance(expr, Str):  # an index's spec text, "1:" (symdiff._array_index)
         return ["str", expr.name]
-    number = number_tree(expr, _CONSTANTS)
-    if number is not None:
-        return number
-    name = type(expr).__name__
-    if _HEADS.get(name) is not type(expr):
-        raise SymdiffError(f"cannot save an expression containing {name}: {expr}")
-    return [name] + [_to_tree(a) for a in expr.args]
+    return node_tree(expr, _HEADS, _CONSTANTS, _to_tree)
 
 
 def _from_tree(tree: Any):

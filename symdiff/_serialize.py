@@ -75,16 +75,21 @@ def node_from_tree(head: type, args: list) -> sympy.Basic:
     return rebuild(head, tuple(args))
 
 
-def _to_tree(expr: sympy.Basic) -> Any:
-    if expr.is_Symbol:
-        return ["sym", expr.name]
-    number = number_tree(expr, _CONSTANTS)
+def node_tree(expr: sympy.Basic, heads: dict, constants: dict, to_tree) -> list:
+    """The tree of a number, a constant, or a node whose head ``heads`` allows (its args by ``to_tree``)."""
+    number = number_tree(expr, constants)
     if number is not None:
         return number
     name = type(expr).__name__
-    if _HEADS.get(name) is not type(expr):
+    if heads.get(name) is not type(expr):
         raise SymdiffError(f"cannot save an expression containing {name}: {expr}")
-    return [name] + [_to_tree(a) for a in expr.args]
+    return [name] + [to_tree(a) for a in expr.args]
+
+
+def _to_tree(expr: sympy.Basic) -> Any:
+    if expr.is_Symbol:
+        return ["sym", expr.name]
+    return node_tree(expr, _HEADS, _CONSTANTS, _to_tree)
 
 
 def _from_tree(tree: Any) -> sympy.Basic:
